@@ -1,0 +1,8 @@
+//! Credentials: visitor tokens, admin JWTs and passwords, and the `Viewer` they become.
+
+pub mod jwt;
+pub mod password;
+pub mod viewer;
+pub mod visitor_token;
+
+pub use viewer::Viewer;

@@ -1,0 +1,7 @@
+//! Chatdesk: a self-hosted support chat. The `chatdesk` binary is a thin CLI over this library.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;

@@ -1,0 +1,18 @@
+//! One migration per schema change; a released migration is never edited.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_tables;
+mod m20261123_000002_search_indexes;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_create_tables::Migration),
+            Box::new(m20261123_000002_search_indexes::Migration),
+        ]
+    }
+}
