@@ -13,6 +13,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug)]
 pub enum Error {
     Unauthenticated,
+    /// A sign-in with an unknown email or a wrong password (the two look the same).
+    WrongCredentials,
     Forbidden,
     NotFound(&'static str),
     BadInput(String),
@@ -29,7 +31,7 @@ pub enum Error {
 impl Error {
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Unauthenticated | Self::WrongCredentials => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadInput(_) => "BAD_USER_INPUT",
@@ -45,7 +47,7 @@ impl Error {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated | Self::WrongCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadInput(_) | Self::MessageTooLong { .. } | Self::TooManyFiles { .. } => {
@@ -65,6 +67,7 @@ impl Error {
             Self::Unauthenticated => {
                 "sign in first: this needs a valid visitor token or admin token".into()
             }
+            Self::WrongCredentials => "wrong email or password".into(),
             Self::Forbidden => "you may not do that".into(),
             Self::NotFound(what) => format!("{what} not found"),
             Self::BadInput(message) | Self::UnsupportedFileType(message) => message.clone(),

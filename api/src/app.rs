@@ -1,0 +1,250 @@
+//! `Application::build` binds the listener and wires everything; `run_until_stopped` serves
+//! until SIGTERM or Ctrl-C and lets in-flight requests finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use migration::{Migrator, MigratorTrait};
+use rand::RngExt;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::{Secret, Settings};
+use crate::graphql::http::{GraphqlState, graphiql, graphql_post, graphql_ws};
+use crate::limits::RateLimits;
+use crate::realtime::EventBus;
+use crate::service::admins;
+use crate::state::{AppState, Inner};
+use crate::{database, graphql, web};
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects, migrates, makes sure an admin exists, and binds (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let jwt_secret = jwt_secret(&settings)?;
+        let query_count = Arc::new(AtomicU64::new(0));
+        let db = database::connect(&settings, query_count.clone()).await?;
+        Migrator::up(&db, None)
+            .await
+            .map_err(|error| anyhow::anyhow!("database migration failed: {error}"))?;
+        if let Some((admin, generated)) = admins::ensure_first_admin(
+            &db,
+            settings.admin_email.as_deref(),
+            settings.admin_password.as_ref().map(Secret::expose),
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot create the first admin: {}", error.message()))?
+        {
+            match generated {
+                // Printed once, on purpose: there is no other way to learn it.
+                Some(password) => tracing::warn!(
+                    "created admin {} with password {password} (sign in at /admin666 and keep it safe; change it with `chatdesk admin passwd`)",
+                    admin.email
+                ),
+                None => tracing::info!("created admin {}", admin.email),
+            }
+        }
+
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", settings.bind))?;
+
+        let state = AppState::new(Inner {
+            jwt: JwtKeys::new(jwt_secret.expose().as_bytes()),
+            file_secret: jwt_secret,
+            bus: EventBus::new(),
+            limits: RateLimits::new(&settings),
+            query_count,
+            db,
+            settings,
+        });
+        let router = router(state.clone());
+        Ok(Self { listener, router, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|address| address.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then stops accepting and finishes in-flight requests.
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let background = spawn_background_tasks(&self.state);
+        tracing::info!(address = %self.listener.local_addr()?, "chatdesk is listening");
+        let result = axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop)
+        .await;
+        for task in background {
+            task.abort();
+        }
+        result
+    }
+}
+
+fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let limits = state.limits.clone();
+    let prune = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            limits.prune();
+        }
+    });
+    vec![prune]
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// The configured secret, or one generated once and kept in the data folder. Several
+/// Postgres-backed instances must share one, so there it must be configured.
+fn jwt_secret(settings: &Settings) -> anyhow::Result<Secret> {
+    if let Some(secret) = &settings.jwt_secret {
+        if secret.expose().len() < 32 {
+            anyhow::bail!("CHATDESK_JWT_SECRET must be at least 32 characters");
+        }
+        return Ok(secret.clone());
+    }
+    if settings.is_postgres() {
+        anyhow::bail!(
+            "CHATDESK_JWT_SECRET is required with Postgres (every instance must share it): set it to 32+ random characters"
+        );
+    }
+    let path = settings.data_dir.join("jwt.secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if existing.len() >= 32 {
+            return Ok(Secret::new(existing));
+        }
+    }
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", settings.data_dir.display()))?;
+    let bytes: [u8; 32] = rand::rng().random();
+    let secret = crate::auth::visitor_token::hex(&bytes);
+    write_private(&path, &secret)
+        .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", path.display()))?;
+    Ok(Secret::new(secret))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            // Installing fails only when another recorder is set; then metrics go there and
+            // ours renders empty, which is acceptable.
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+fn router(state: AppState) -> Router {
+    let settings = &state.settings;
+    let schema = graphql::build_schema(state.clone());
+    let graphql_state = GraphqlState { app: state.clone(), schema };
+    let graphql = Router::new()
+        .route("/graphql", get(graphiql).post(graphql_post))
+        .route("/graphql/ws", get(graphql_ws))
+        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes()))
+        .with_state(graphql_state);
+
+    let clients = &settings.clients_dir;
+    let admin_page = Router::new()
+        .fallback_service(ServeDir::new(clients.join("admin")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
+                 connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
+    let widget = Router::new()
+        .fallback_service(ServeDir::new(clients.join("widget")))
+        // Widgets are fetched by every page view of every host site: cache for an hour, then
+        // revalidate (ETag/Last-Modified), so a new release spreads within the hour.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        ));
+    let demo = ServeDir::new(clients.join("demo")).fallback(ServeFile::new(clients.join("demo/index.html")));
+
+    let metrics_handle = prometheus();
+    Router::new()
+        .merge(graphql)
+        .route("/healthz", get(web::healthz))
+        .route("/readyz", get(web::readyz).with_state(state.clone()))
+        .route("/metrics", get(web::metrics).with_state(metrics_handle))
+        .route("/admin666", get(|| async { axum::response::Redirect::permanent("/admin666/") }))
+        .nest_service("/admin666/", admin_page)
+        .nest_service("/widget", widget)
+        .fallback_service(demo)
+        .layer(axum::middleware::from_fn(web::track_requests))
+        .layer(web::cors(settings))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            let body = serde_json::json!({ "error": { "code": "INTERNAL", "message": "internal error" } });
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+        }))
+}

@@ -1,0 +1,157 @@
+//! The `chatdesk` command line: serve (the default), migrate, admin accounts, schema.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use migration::{Migrator, MigratorTrait};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Settings;
+use crate::service::admins;
+
+#[derive(Parser)]
+#[command(name = "chatdesk", version, about = "A self-hosted support chat")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage admin accounts.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin.
+    Create {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change an admin's password; their open sessions end.
+    Passwd {
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List admins.
+    List,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Schema) = cli.command {
+        print!("{}", crate::graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(format!("cannot start the async runtime: {error}")),
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(error),
+    }
+}
+
+/// One clear line, no backtrace.
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("chatdesk: {message}");
+    ExitCode::FAILURE
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    let settings = Settings::from_env()?;
+    match command {
+        Command::Serve => {
+            let app = crate::Application::build(settings).await.map_err(|e| e.to_string())?;
+            app.run_until_stopped().await.map_err(|e| e.to_string())
+        }
+        Command::Migrate => {
+            let db = connect(&settings).await?;
+            Migrator::up(&db, None).await.map_err(|e| format!("migration failed: {e}"))?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin { command } => {
+            let db = connect(&settings).await?;
+            Migrator::up(&db, None).await.map_err(|e| format!("migration failed: {e}"))?;
+            match command {
+                AdminCommand::Create { email, name, password_stdin } => {
+                    let password = read_password(password_stdin)?;
+                    let admin = admins::create(&db, &email, name.as_deref(), &password)
+                        .await
+                        .map_err(|e| e.message())?;
+                    println!("created admin {}", admin.email);
+                }
+                AdminCommand::Passwd { email, password_stdin } => {
+                    let password = read_password(password_stdin)?;
+                    let admin = admins::set_password(&db, &email, &password).await.map_err(|e| e.message())?;
+                    println!("changed the password of {}; their open sessions have ended", admin.email);
+                }
+                AdminCommand::List => {
+                    for admin in admins::list(&db).await.map_err(|e| e.message())? {
+                        let last_login = admin.last_login_at.map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+                        println!(
+                            "{}\t{}\tcreated {}\tlast sign-in {last_login}",
+                            admin.email,
+                            admin.name.unwrap_or_default(),
+                            admin.created_at.to_rfc3339()
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Schema => Ok(()),
+    }
+}
+
+async fn connect(settings: &Settings) -> Result<sea_orm::DatabaseConnection, String> {
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    crate::database::connect(settings, counter).await.map_err(|e| e.to_string())
+}
+
+/// The new password: one line from standard input, or typed twice at a prompt.
+fn read_password(from_stdin: bool) -> Result<String, String> {
+    let stdin = std::io::stdin();
+    if from_stdin || !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let prompt = |label: &str| -> Result<String, String> {
+        eprint!("{label}: ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    };
+    let first = prompt("New password")?;
+    let second = prompt("Repeat it")?;
+    if first != second {
+        return Err("the two passwords differ".into());
+    }
+    Ok(first)
+}

@@ -1,0 +1,54 @@
+//! Connecting to SQLite or Postgres with settings that suit a chat server.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+
+use crate::config::{Settings, redact_url};
+
+pub async fn connect(settings: &Settings, query_count: Arc<AtomicU64>) -> anyhow::Result<DatabaseConnection> {
+    if let Some(path) = sqlite_file(&settings.database_url)
+        && let Some(parent) = std::path::Path::new(&path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", parent.display()))?;
+    }
+    let mut options = ConnectOptions::new(settings.database_url.clone());
+    options
+        .sqlx_logging(false)
+        // A request must fail fast when the database is gone or the pool is exhausted,
+        // rather than queue without bound.
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5))
+        .map_sqlx_sqlite_opts(|options| {
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    if settings.is_postgres() {
+        options.max_connections(20).min_connections(1);
+    } else {
+        // SQLite has one writer; a small pool avoids lock contention turning into timeouts.
+        options.max_connections(4).min_connections(1);
+    }
+    let mut db = Database::connect(options).await.map_err(|error| {
+        anyhow::anyhow!("cannot connect to {}: {error}", redact_url(&settings.database_url))
+    })?;
+    db.set_metric_callback(move |_| {
+        query_count.fetch_add(1, Ordering::Relaxed);
+    });
+    Ok(db)
+}
+
+/// The file behind a `sqlite://path?…` URL, if it is one (not in-memory).
+fn sqlite_file(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| path.to_owned())
+}

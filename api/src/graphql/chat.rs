@@ -1,0 +1,249 @@
+//! Chat queries and mutations, for visitors and admins alike: the credential decides the role.
+
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, Upload};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::schema::{app, client_address, viewer};
+use super::types::{Chat, ChatConnection, ChatEdge, ChatStatus, Message, PageInfo, UploadPolicy};
+use crate::auth::Viewer;
+use crate::domain::{self, MessageBody};
+use crate::error::Error;
+use crate::realtime::{Notice, NoticeKind};
+use crate::service::chats::{self, ChatFilter as ServiceFilter, NewChat, VisitorChanges};
+use crate::service::cursor::Cursor;
+use crate::service::messages::{self, NewMessage};
+
+type Result<T> = async_graphql::Result<T>;
+
+/// Narrows the chat list. All given conditions must hold.
+#[derive(InputObject, Default)]
+pub struct ChatFilter {
+    /// Any of these statuses; all when empty or absent.
+    pub status: Option<Vec<ChatStatus>>,
+    /// Changed at or after this instant.
+    pub updated_after: Option<DateTime<Utc>>,
+    /// Changed before this instant.
+    pub updated_before: Option<DateTime<Utc>>,
+    /// Case-insensitive substring of the visitor's name, email or phone, or of any message.
+    pub search: Option<String>,
+    /// Only chats with visitor messages the team has not read.
+    pub unread_only: Option<bool>,
+}
+
+/// What a visitor may tell when starting a chat; all optional.
+#[derive(InputObject, Default)]
+pub struct StartChatInput {
+    pub visitor_name: Option<String>,
+    pub visitor_email: Option<String>,
+    pub visitor_phone: Option<String>,
+    /// The page the chat starts from.
+    pub source_page: Option<String>,
+}
+
+/// Visitor details to change. An absent field stays as it is; null or "" clears it.
+#[derive(InputObject)]
+pub struct VisitorInput {
+    pub name: MaybeUndefined<String>,
+    pub email: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<String>,
+}
+
+/// A new chat and the visitor token that opens it.
+#[derive(async_graphql::SimpleObject)]
+pub struct StartChatPayload {
+    pub chat: Chat,
+    /// Shown once: keep it (the widget keeps it in localStorage) and send it as
+    /// `Authorization: Bearer …`.
+    pub chat_token: String,
+}
+
+fn change(value: MaybeUndefined<String>) -> Option<Option<String>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(value) => Some(Some(value)),
+    }
+}
+
+#[derive(Default)]
+pub struct ChatQuery;
+
+#[Object]
+impl ChatQuery {
+    /// A chat: a visitor may read its own only, an admin any.
+    async fn chat(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Chat>> {
+        let viewer = viewer(ctx);
+        let side = viewer.require_chat(id)?;
+        match chats::get(&app(ctx)?.db, viewer, id).await {
+            Ok(chat) => Ok(Some(Chat::new(chat, side))),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The inbox (admins): newest activity first.
+    async fn chats(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ChatFilter>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+    ) -> Result<ChatConnection> {
+        let viewer = viewer(ctx);
+        viewer.require_admin()?;
+        let filter = filter.unwrap_or_default();
+        let filter = ServiceFilter {
+            statuses: filter.status.unwrap_or_default().into_iter().map(Into::into).collect(),
+            updated_after: filter.updated_after,
+            updated_before: filter.updated_before,
+            search: filter.search,
+            unread_only: filter.unread_only.unwrap_or(false),
+        };
+        let first = u64::try_from(first).map_err(|_| Error::bad_input("first must not be negative"))?;
+        let after = after.as_deref().map(Cursor::decode).transpose()?;
+        let (found, has_next_page) = chats::list(&app(ctx)?.db, viewer, &filter, first, after).await?;
+        let edges: Vec<ChatEdge> = found
+            .into_iter()
+            .map(|chat| ChatEdge {
+                cursor: Cursor { at: chats::activity_of(&chat), id: chat.id }.encode(),
+                node: Chat::new(chat, crate::auth::viewer::Side::Admin),
+            })
+            .collect();
+        Ok(ChatConnection {
+            page_info: PageInfo {
+                has_next_page,
+                has_previous_page: after.is_some(),
+                start_cursor: edges.first().map(|edge| edge.cursor.clone()),
+                end_cursor: edges.last().map(|edge| edge.cursor.clone()),
+            },
+            edges,
+            filter,
+        })
+    }
+
+    /// What the file picker may offer. Open to anyone.
+    async fn upload_policy(&self, ctx: &Context<'_>) -> Result<UploadPolicy> {
+        let settings = &app(ctx)?.settings;
+        Ok(UploadPolicy {
+            max_file_bytes: settings.max_file_bytes.try_into().unwrap_or(i64::MAX),
+            max_files: settings.max_files.try_into().unwrap_or(i32::MAX),
+            allowed_extensions: settings.allowed_extensions.clone(),
+            allowed_mime_types: crate::files::mime_types_for(&settings.allowed_extensions),
+            max_message_chars: settings.max_message_chars.try_into().unwrap_or(i32::MAX),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct ChatMutation;
+
+#[Object]
+impl ChatMutation {
+    /// Starts a chat (anyone; rate-limited per client address) and returns its visitor token.
+    async fn start_chat(&self, ctx: &Context<'_>, input: Option<StartChatInput>) -> Result<StartChatPayload> {
+        let app = app(ctx)?;
+        app.limits.start_chat(client_address(ctx))?;
+        let input = input.unwrap_or_default();
+        let new = NewChat {
+            visitor_name: input.visitor_name,
+            visitor_email: input.visitor_email,
+            visitor_phone: input.visitor_phone,
+            source_page: input.source_page,
+        };
+        let (chat, chat_token) = chats::start(&app.db, &app.bus, new).await?;
+        Ok(StartChatPayload { chat: Chat::new(chat, crate::auth::viewer::Side::Visitor), chat_token })
+    }
+
+    /// Sends a message as the visitor or an admin (from the credential). Needs a body or at
+    /// least one file. Repeating a `clientMessageId` in the same chat returns the first message.
+    async fn send_message(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: Uuid,
+        body: Option<String>,
+        attachments: Option<Vec<Upload>>,
+        client_message_id: Option<String>,
+    ) -> Result<Message> {
+        let app = app(ctx)?;
+        let viewer = viewer(ctx);
+        viewer.require_chat(chat_id)?;
+        if matches!(viewer, Viewer::Visitor { .. }) {
+            app.limits.send_message(client_address(ctx), chat_id)?;
+        }
+        let body = MessageBody::parse(body.as_deref(), app.settings.max_message_chars)?
+            .map(MessageBody::into_inner);
+        let client_message_id = domain::client_message_id(client_message_id.as_deref())?;
+        let uploads = attachments.unwrap_or_default();
+        if uploads.len() > app.settings.max_files {
+            return Err(Error::TooManyFiles { max: app.settings.max_files }.into());
+        }
+        // A retry of a stored message returns it before any file is processed again.
+        if let Some(client_id) = client_message_id.as_deref()
+            && let Some(existing) = messages::find_by_client_id(&app.db, chat_id, client_id).await?
+        {
+            let chat = chats::get(&app.db, viewer, chat_id).await?;
+            return Ok(Message::new(existing, &chat));
+        }
+        let files = crate::files::accept_uploads(ctx, app, &uploads).await?;
+        let new = NewMessage { body, client_message_id, attachments: files.rows() };
+        match messages::send(&app.db, &app.bus, viewer, chat_id, new).await {
+            Ok(sent) => {
+                if !sent.created {
+                    files.discard(app).await;
+                }
+                Ok(Message::new(sent.message, &sent.chat))
+            }
+            Err(error) => {
+                // The files were stored before the row; without the row they must go.
+                files.discard(app).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Marks the other side's messages in this chat read for the viewer's side.
+    async fn mark_chat_read(&self, ctx: &Context<'_>, chat_id: Uuid) -> Result<Chat> {
+        let app = app(ctx)?;
+        let viewer = viewer(ctx);
+        let side = viewer.require_chat(chat_id)?;
+        let chat = chats::mark_read(&app.db, &app.bus, viewer, chat_id).await?;
+        Ok(Chat::new(chat, side))
+    }
+
+    /// Changes the visitor's details: the visitor of the chat, or an admin.
+    async fn update_visitor(&self, ctx: &Context<'_>, chat_id: Uuid, input: VisitorInput) -> Result<Chat> {
+        let app = app(ctx)?;
+        let viewer = viewer(ctx);
+        let side = viewer.require_chat(chat_id)?;
+        let changes = VisitorChanges {
+            name: change(input.name),
+            email: change(input.email),
+            phone: change(input.phone),
+        };
+        let chat = chats::update_visitor(&app.db, &app.bus, viewer, chat_id, changes).await?;
+        Ok(Chat::new(chat, side))
+    }
+
+    /// Sets a chat's status (admins).
+    async fn set_chat_status(&self, ctx: &Context<'_>, chat_id: Uuid, status: ChatStatus) -> Result<Chat> {
+        let app = app(ctx)?;
+        let viewer = viewer(ctx);
+        let chat = chats::set_status(&app.db, &app.bus, viewer, chat_id, status.into()).await?;
+        Ok(Chat::new(chat, crate::auth::viewer::Side::Admin))
+    }
+
+    /// Tells the other side that the viewer is (or stopped) typing. Not stored.
+    async fn set_typing(&self, ctx: &Context<'_>, chat_id: Uuid, typing: bool) -> Result<bool> {
+        let app = app(ctx)?;
+        let viewer = viewer(ctx);
+        let side = viewer.require_chat(chat_id)?;
+        app.limits.typing(chat_id)?;
+        // The chat must exist (an admin may name any id).
+        chats::get(&app.db, viewer, chat_id).await?;
+        app.bus
+            .publish(Notice::new(NoticeKind::Typing, chat_id).from_side(side).typing(typing))
+            .await;
+        Ok(typing)
+    }
+}

@@ -1,0 +1,191 @@
+//! The HTTP and WebSocket ends of the API: our own request extractor (multipart limits, the
+//! file-marker guard, batch cap), the viewer per request, GraphiQL, and subscriptions.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use async_graphql::http::{GraphiQLSource, MultipartOptions, receive_batch_body};
+use async_graphql::{BatchRequest, Data, ErrorExtensions, ParseRequestError, Response, ServerError, Value};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse};
+use futures_util::{FutureExt, TryStreamExt};
+
+use super::schema::{AppSchema, ClientAddress};
+use crate::auth::Viewer;
+use crate::error::Error;
+use crate::state::AppState;
+use crate::web::client_ip;
+
+/// async-graphql's internal marker for an upload. A request that carries one itself (instead
+/// of through the multipart map) would index past the uploads and panic inside async-graphql.
+const FILE_MARKER: &str = "#__graphql_file__:";
+
+/// More operations in one batch than a client needs is a way to multiply work.
+pub const MAX_BATCH: usize = 10;
+
+#[derive(Clone)]
+pub struct GraphqlState {
+    pub app: AppState,
+    pub schema: AppSchema,
+}
+
+pub async fn graphiql() -> impl IntoResponse {
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+}
+
+fn error_response(status: StatusCode, error: Error) -> axum::response::Response {
+    let server_error = ServerError::new(error.message(), None);
+    let mut server_error = server_error;
+    server_error.extensions = error.extend().extensions;
+    let response = Response::from_errors(vec![server_error]);
+    (status, GraphQLResponse::from(response)).into_response()
+}
+
+pub async fn graphql_post(
+    State(state): State<GraphqlState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> axum::response::Response {
+    let app = &state.app;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if crate::web::violates_csrf_rule(content_type, &headers) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            Error::bad_input(
+                "this request looks like a cross-site form post: send Content-Type: application/json, \
+                 or an Apollo-Require-Preflight header with multipart uploads",
+            ),
+        );
+    }
+
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let viewer = match Viewer::from_authorization(&app.db, &app.jwt, authorization).await {
+        Ok(viewer) => viewer,
+        Err(error) => return error_response(error.status(), error),
+    };
+
+    let options = MultipartOptions::default()
+        .max_file_size(app.settings.max_file_bytes as usize)
+        // One more than allowed, so the stream limit leaves room for the operations and map
+        // parts; the count itself is checked in `sendMessage` (TOO_MANY_FILES).
+        .max_num_files(app.settings.max_files + 1);
+    let reader = body.into_data_stream().map_err(std::io::Error::other).into_async_read();
+    let batch = match receive_batch_body(content_type, reader, options).await {
+        Ok(batch) => batch,
+        Err(error) => return parse_error_response(error, app),
+    };
+    if let Err(error) = check_batch(&batch) {
+        return error_response(StatusCode::BAD_REQUEST, error);
+    }
+
+    let batch = batch.data(viewer).data(ClientAddress(client_ip(&headers, peer, app.settings.trust_proxy)));
+    // async-graphql has panicked on crafted input before; a panic must cost one request, not
+    // the process, and must look like any other internal error.
+    let response = match AssertUnwindSafe(state.schema.execute_batch(batch)).catch_unwind().await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!("a GraphQL request panicked");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Error::internal(anyhow::anyhow!("panic while executing a request")),
+            );
+        }
+    };
+    GraphQLResponse::from(response).into_response()
+}
+
+fn parse_error_response(error: ParseRequestError, app: &AppState) -> axum::response::Response {
+    let error = match error {
+        ParseRequestError::PayloadTooLarge => Error::FileTooLarge { max_bytes: app.settings.max_file_bytes },
+        ParseRequestError::Io(ref io) if io.kind() == std::io::ErrorKind::Other => {
+            // The body limit layer (or a dropped connection) cut the stream.
+            Error::bad_input(format!("the request body could not be read: {io}"))
+        }
+        ParseRequestError::UnsupportedBatch => Error::bad_input("batched requests are not supported here"),
+        other => Error::bad_input(format!("malformed GraphQL request: {other}")),
+    };
+    error_response(error.status(), error)
+}
+
+/// Refuses batches over the cap and requests that smuggle the upload marker.
+fn check_batch(batch: &BatchRequest) -> Result<(), Error> {
+    let requests = match batch {
+        BatchRequest::Single(request) => std::slice::from_ref(request),
+        BatchRequest::Batch(requests) => requests.as_slice(),
+    };
+    if requests.is_empty() {
+        return Err(Error::bad_input("an empty batch"));
+    }
+    if requests.len() > MAX_BATCH {
+        return Err(Error::bad_input(format!("at most {MAX_BATCH} operations per batch")));
+    }
+    for request in requests {
+        if request.query.contains(FILE_MARKER.trim_end_matches(':')) {
+            return Err(Error::bad_input("files travel as multipart parts, not in the query text"));
+        }
+        if !request.variables.values().all(|value| markers_are_valid(value, request.uploads.len())) {
+            return Err(Error::bad_input("a variable names a file part that was not sent"));
+        }
+    }
+    Ok(())
+}
+
+/// Every upload marker in the variables must point at an upload of this request.
+fn markers_are_valid(value: &Value, uploads: usize) -> bool {
+    match value {
+        Value::String(text) => match text.strip_prefix(FILE_MARKER) {
+            Some(index) => index.parse::<usize>().is_ok_and(|index| index < uploads),
+            None => !text.starts_with("#__graphql_file__"),
+        },
+        Value::List(items) => items.iter().all(|item| markers_are_valid(item, uploads)),
+        Value::Object(fields) => fields.values().all(|item| markers_are_valid(item, uploads)),
+        _ => true,
+    }
+}
+
+/// How long a socket may stay silent before `connection_init`.
+pub const CONNECTION_INIT_DEADLINE: Duration = Duration::from_secs(10);
+
+pub async fn graphql_ws(
+    State(state): State<GraphqlState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> axum::response::Response {
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && !crate::web::origin_allowed(&state.app.settings, origin)
+    {
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    let address = client_ip(&headers, peer, state.app.settings.trust_proxy);
+    let app = state.app.clone();
+    let schema = state.schema.clone();
+    upgrade
+        .protocols(["graphql-transport-ws", "graphql-ws"])
+        .on_upgrade(move |socket| async move {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .keepalive_timeout(Duration::from_secs(30))
+                .on_connection_init(move |payload| async move {
+                    let authorization = payload
+                        .get("authorization")
+                        .or_else(|| payload.get("Authorization"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned);
+                    let viewer = Viewer::from_authorization(&app.db, &app.jwt, authorization.as_deref())
+                        .await
+                        .map_err(|error| error.extend())?;
+                    let mut data = Data::default();
+                    data.insert(viewer);
+                    data.insert(ClientAddress(address));
+                    Ok(data)
+                })
+                .serve()
+                .await;
+        })
+}

@@ -1,0 +1,11 @@
+//! The GraphQL API (SPEC §4): thin resolvers over `service`.
+
+pub mod admin;
+pub mod chat;
+pub mod http;
+pub mod loaders;
+pub mod schema;
+pub mod subscription;
+pub mod types;
+
+pub use schema::{AppSchema, build_schema, sdl};

@@ -1,0 +1,75 @@
+//! The schema: its parts, its limits, and the per-request data resolvers read.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, MergedObject, Schema};
+
+use super::admin::{AdminMutation, AdminQuery};
+use super::chat::{ChatMutation, ChatQuery};
+use super::loaders::{AttachmentsLoader, LastMessageLoader, UnreadCountLoader};
+use super::subscription::Subscription;
+use crate::auth::Viewer;
+use crate::error::Error;
+use crate::state::AppState;
+
+#[derive(MergedObject, Default)]
+pub struct Query(ChatQuery, AdminQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(ChatMutation, AdminMutation);
+
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
+
+/// Deep enough for the clients' largest query (chats → messages → attachments), no deeper.
+pub const MAX_DEPTH: usize = 12;
+pub const MAX_COMPLEXITY: usize = 600;
+pub const MAX_DIRECTIVES: usize = 10;
+
+/// The client's address, attached by the HTTP and WebSocket handlers.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddress(pub IpAddr);
+
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_directives(MAX_DIRECTIVES)
+        // "Did you mean …?" hints would map the schema for anyone probing it.
+        .disable_suggestions()
+}
+
+pub fn build_schema(state: AppState) -> AppSchema {
+    let spawn = |future| {
+        tokio::spawn(future);
+    };
+    let mut builder = builder()
+        .data(DataLoader::new(LastMessageLoader(state.db.clone()), spawn))
+        .data(DataLoader::new(UnreadCountLoader(state.db.clone()), spawn))
+        .data(DataLoader::new(AttachmentsLoader(state.db.clone()), spawn));
+    if !state.settings.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.data(state).finish()
+}
+
+/// The SDL, as `chatdesk schema` prints it and `schema.graphql` holds it.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+pub fn app<'a>(ctx: &Context<'a>) -> Result<&'a AppState, Error> {
+    ctx.data::<AppState>()
+        .map_err(|_| Error::internal(anyhow::anyhow!("AppState missing from schema data")))
+}
+
+/// The request's viewer; anonymous when the handler attached none.
+pub fn viewer<'a>(ctx: &Context<'a>) -> &'a Viewer {
+    static ANONYMOUS: Viewer = Viewer::Anonymous;
+    ctx.data_opt::<Viewer>().unwrap_or(&ANONYMOUS)
+}
+
+pub fn client_address(ctx: &Context<'_>) -> IpAddr {
+    ctx.data_opt::<ClientAddress>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |address| address.0)
+}

@@ -1,0 +1,155 @@
+//! Subscriptions: `chatEvents` for one chat, `inboxEvents` for every chat (admins). Each notice
+//! is resolved for the subscriber's own viewer, so a visitor never sees more than it may.
+
+use async_graphql::{Context, Enum, Object, Subscription as SubscriptionDerive};
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use super::schema::{app, viewer};
+use super::types::{Chat, Message, Sender};
+use crate::auth::Viewer;
+use crate::auth::viewer::Side;
+use crate::realtime::{Notice, NoticeKind};
+use crate::service::{chats, messages};
+use crate::state::AppState;
+
+/// What happened.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ChatEventKind {
+    ChatStarted,
+    MessageAdded,
+    StatusChanged,
+    /// The other side read up to now (see `Message.readAt`).
+    Read,
+    VisitorUpdated,
+    /// The other side started or stopped typing (`typing`).
+    Typing,
+}
+
+impl From<NoticeKind> for ChatEventKind {
+    fn from(kind: NoticeKind) -> Self {
+        match kind {
+            NoticeKind::ChatStarted => Self::ChatStarted,
+            NoticeKind::MessageAdded => Self::MessageAdded,
+            NoticeKind::StatusChanged => Self::StatusChanged,
+            NoticeKind::Read => Self::Read,
+            NoticeKind::VisitorUpdated => Self::VisitorUpdated,
+            NoticeKind::Typing => Self::Typing,
+        }
+    }
+}
+
+/// A change in a chat, with the chat as it is now.
+pub struct ChatEvent {
+    kind: ChatEventKind,
+    chat: Chat,
+    message: Option<Message>,
+    typing: Option<bool>,
+    sender: Option<Sender>,
+}
+
+/// A change in a chat, with the chat as it is now.
+#[Object]
+impl ChatEvent {
+    async fn kind(&self) -> ChatEventKind {
+        self.kind
+    }
+
+    async fn chat(&self) -> &Chat {
+        &self.chat
+    }
+
+    /// The new message, for `MESSAGE_ADDED`.
+    async fn message(&self) -> Option<&Message> {
+        self.message.as_ref()
+    }
+
+    /// For `TYPING`: whether the other side is typing now.
+    async fn typing(&self) -> Option<bool> {
+        self.typing
+    }
+
+    /// The side that caused the event, where there is one.
+    async fn sender(&self) -> Option<Sender> {
+        self.sender
+    }
+}
+
+pub struct Subscription;
+
+#[SubscriptionDerive]
+impl Subscription {
+    /// Everything that happens in one chat: the visitor's own, or any for an admin.
+    async fn chat_events(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: Uuid,
+    ) -> async_graphql::Result<impl Stream<Item = ChatEvent> + use<>> {
+        let viewer = viewer(ctx).clone();
+        let side = viewer.require_chat(chat_id)?;
+        let app = app(ctx)?.clone();
+        // Refuse a chat that does not exist, before the first event.
+        chats::get(&app.db, &viewer, chat_id).await?;
+        Ok(events(app, viewer, side, Some(chat_id)))
+    }
+
+    /// Every chat's events, for the admin inbox.
+    async fn inbox_events(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = ChatEvent> + use<>> {
+        let viewer = viewer(ctx).clone();
+        viewer.require_admin()?;
+        let app = app(ctx)?.clone();
+        Ok(events(app, viewer, Side::Admin, None))
+    }
+}
+
+fn events(app: AppState, viewer: Viewer, side: Side, only_chat: Option<Uuid>) -> impl Stream<Item = ChatEvent> {
+    let receiver = app.bus.subscribe();
+    futures_util::stream::unfold((receiver, app, viewer), move |(mut receiver, app, viewer)| async move {
+        loop {
+            let notice = match receiver.recv().await {
+                Ok(notice) => notice,
+                // Fell behind: skip what was lost; clients re-sync by polling on reconnect.
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            };
+            if only_chat.is_some_and(|id| id != notice.chat_id) {
+                continue;
+            }
+            // Typing goes to the other side only.
+            if notice.kind == NoticeKind::Typing && notice.side.map(Side::from) == Some(side) {
+                continue;
+            }
+            match resolve(&app, &viewer, side, notice).await {
+                Ok(Some(event)) => return Some((event, (receiver, app, viewer))),
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(error = ?error, "could not resolve a chat event; skipped");
+                    continue;
+                }
+            }
+        }
+    })
+}
+
+async fn resolve(app: &AppState, viewer: &Viewer, side: Side, notice: Notice) -> crate::error::Result<Option<ChatEvent>> {
+    let chat = match chats::get(&app.db, viewer, notice.chat_id).await {
+        Ok(chat) => chat,
+        Err(crate::error::Error::NotFound(_)) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let message = match notice.message_id {
+        Some(id) => messages::get(&app.db, id).await?.map(|message| Message::new(message, &chat)),
+        None => None,
+    };
+    Ok(Some(ChatEvent {
+        kind: notice.kind.into(),
+        chat: Chat::new(chat, side),
+        message,
+        typing: notice.typing,
+        sender: notice.side.map(|s| Side::from(s).into()),
+    }))
+}

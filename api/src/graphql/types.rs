@@ -1,0 +1,375 @@
+//! GraphQL types, built from entities so the SDL is not tied to the table layout.
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use uuid::Uuid;
+
+use super::loaders::{AttachmentsLoader, LastMessageLoader, UnreadCountLoader};
+use super::schema::{app, viewer};
+use crate::auth::viewer::Side;
+use crate::error::Error;
+use crate::service::chats::{self, ChatFilter};
+use crate::service::cursor::Cursor;
+use crate::service::messages::{self, PageArgs};
+use entity::{admin, chat, chat_attachment, chat_message};
+
+type Result<T> = async_graphql::Result<T>;
+
+fn shared(error: Arc<Error>) -> async_graphql::Error {
+    error.extend()
+}
+
+/// Where a conversation stands.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "entity::chat::ChatStatus")]
+pub enum ChatStatus {
+    /// Waiting for the team, or in progress.
+    Open,
+    /// Waiting on something (often the visitor); still listed.
+    Pending,
+    /// Done. A new visitor message reopens it.
+    Closed,
+}
+
+/// Which side wrote a message.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Sender {
+    /// The website visitor.
+    Visitor,
+    /// A member of the support team.
+    Admin,
+}
+
+impl From<Side> for Sender {
+    fn from(side: Side) -> Self {
+        match side {
+            Side::Visitor => Self::Visitor,
+            Side::Admin => Self::Admin,
+        }
+    }
+}
+
+impl From<chat_message::SenderType> for Sender {
+    fn from(sender: chat_message::SenderType) -> Self {
+        match sender {
+            chat_message::SenderType::Visitor => Self::Visitor,
+            chat_message::SenderType::Admin => Self::Admin,
+        }
+    }
+}
+
+/// A conversation between one visitor and the team.
+pub struct Chat {
+    pub model: chat::Model,
+    /// The viewer's side: unread counts and read receipts are from its point of view.
+    pub side: Side,
+}
+
+impl Chat {
+    pub fn new(model: chat::Model, side: Side) -> Self {
+        Self { model, side }
+    }
+}
+
+/// A conversation between one visitor and the team.
+#[Object]
+impl Chat {
+    async fn id(&self) -> Uuid {
+        self.model.id
+    }
+
+    async fn status(&self) -> ChatStatus {
+        self.model.status.into()
+    }
+
+    /// What the visitor told about themselves; all optional.
+    async fn visitor(&self) -> Visitor {
+        Visitor {
+            name: self.model.visitor_name.clone(),
+            email: self.model.visitor_email.clone(),
+            phone: self.model.visitor_phone.clone(),
+        }
+    }
+
+    /// The page the chat was started from.
+    async fn source_page(&self) -> Option<&str> {
+        self.model.source_page.as_deref()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.model.created_at
+    }
+
+    /// The last change of any kind: a message, status or visitor details.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.model.updated_at
+    }
+
+    /// When the newest message was written; null before the first.
+    async fn last_message_at(&self) -> Option<DateTime<Utc>> {
+        self.model.last_message_at
+    }
+
+    /// The newest message, for previews.
+    async fn last_message(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
+        let loader = ctx.data::<DataLoader<LastMessageLoader>>()?;
+        let message = loader.load_one(self.model.id).await.map_err(shared)?;
+        Ok(message.map(|message| Message::new(message, &self.model)))
+    }
+
+    /// How many of the other side's messages the viewer's side has not read.
+    async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let loader = ctx.data::<DataLoader<UnreadCountLoader>>()?;
+        let count = loader.load_one((self.side, self.model.id)).await.map_err(shared)?;
+        Ok(count.unwrap_or(0).try_into().unwrap_or(i32::MAX))
+    }
+
+    /// The thread, oldest first within a page. `last: N` gives the newest N messages, `before`
+    /// pages back through older ones, `after` fetches what came since a cursor (for polling).
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<MessageConnection> {
+        let count = |n: Option<i32>, name: &str| -> std::result::Result<Option<u64>, Error> {
+            n.map(|n| u64::try_from(n).map_err(|_| Error::bad_input(format!("{name} must not be negative"))))
+                .transpose()
+        };
+        let args = PageArgs {
+            first: count(first, "first")?,
+            last: count(last, "last")?,
+            after: after.as_deref().map(Cursor::decode).transpose()?,
+            before: before.as_deref().map(Cursor::decode).transpose()?,
+        };
+        let page = messages::page(&app(ctx)?.db, self.model.id, args).await?;
+        let edges: Vec<MessageEdge> = page
+            .messages
+            .into_iter()
+            .map(|message| MessageEdge {
+                cursor: messages::cursor_of(&message).encode(),
+                node: Message::new(message, &self.model),
+            })
+            .collect();
+        Ok(MessageConnection {
+            page_info: PageInfo {
+                has_next_page: page.has_next,
+                has_previous_page: page.has_previous,
+                start_cursor: edges.first().map(|edge| edge.cursor.clone()),
+                end_cursor: edges.last().map(|edge| edge.cursor.clone()),
+            },
+            edges,
+        })
+    }
+}
+
+/// What a visitor told about themselves.
+#[derive(SimpleObject)]
+pub struct Visitor {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// One message in a chat, with its attachments.
+pub struct Message {
+    pub model: chat_message::Model,
+    /// The other side's read mark, if it covers this message.
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+impl Message {
+    pub fn new(model: chat_message::Model, chat: &chat::Model) -> Self {
+        let other_side_mark = match model.sender_type {
+            chat_message::SenderType::Visitor => chat.admin_last_read_at,
+            chat_message::SenderType::Admin => chat.visitor_last_read_at,
+        };
+        let read_at = other_side_mark.filter(|mark| *mark >= model.created_at);
+        Self { model, read_at }
+    }
+}
+
+/// One message in a chat, with its attachments.
+#[Object]
+impl Message {
+    async fn id(&self) -> Uuid {
+        self.model.id
+    }
+
+    async fn chat_id(&self) -> Uuid {
+        self.model.chat_id
+    }
+
+    async fn sender(&self) -> Sender {
+        self.model.sender_type.into()
+    }
+
+    /// The admin's name, or the visitor's name when they gave one.
+    async fn sender_label(&self) -> Option<&str> {
+        self.model.sender_label.as_deref()
+    }
+
+    /// The text; null for an attachment-only message. Plain text: render it as text, never HTML.
+    async fn body(&self) -> Option<&str> {
+        self.model.message.as_deref()
+    }
+
+    async fn attachments(&self, ctx: &Context<'_>) -> Result<Vec<Attachment>> {
+        let loader = ctx.data::<DataLoader<AttachmentsLoader>>()?;
+        let found = loader.load_one(self.model.id).await.map_err(shared)?;
+        Ok(found.unwrap_or_default().into_iter().map(Attachment).collect())
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.model.created_at
+    }
+
+    /// Null until the other side has read up to this message; then its read mark.
+    async fn read_at(&self) -> Option<DateTime<Utc>> {
+        self.read_at
+    }
+
+    /// The sender's idempotency key, if it sent one.
+    async fn client_message_id(&self) -> Option<&str> {
+        self.model.client_message_id.as_deref()
+    }
+}
+
+/// A file attached to a message.
+pub struct Attachment(pub chat_attachment::Model);
+
+/// A file attached to a message.
+#[Object]
+impl Attachment {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+
+    /// The uploader's file name, cleaned of paths and control characters.
+    async fn name(&self) -> &str {
+        &self.0.original_name
+    }
+
+    /// The type found in the content itself.
+    async fn mime_type(&self) -> &str {
+        &self.0.mime_type
+    }
+
+    async fn size_bytes(&self) -> i64 {
+        self.0.size_bytes
+    }
+
+    /// Pixels, for images.
+    async fn width(&self) -> Option<i32> {
+        self.0.width
+    }
+
+    async fn height(&self) -> Option<i32> {
+        self.0.height
+    }
+
+    /// A signed download link valid for a few minutes; null once the file is purged.
+    async fn url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        if self.0.purged_at.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(app(ctx)?.file_url(self.0.id, false)))
+    }
+
+    /// A signed link to a preview of at most 320 px, for images.
+    async fn thumbnail_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        if self.0.purged_at.is_some() || self.0.thumbnail_path.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(app(ctx)?.file_url(self.0.id, true)))
+    }
+
+    /// True once retention removed the file ("file expired").
+    async fn purged(&self) -> bool {
+        self.0.purged_at.is_some()
+    }
+}
+
+/// Relay paging information.
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+/// A page of chats.
+pub struct ChatConnection {
+    pub edges: Vec<ChatEdge>,
+    pub page_info: PageInfo,
+    pub filter: ChatFilter,
+}
+
+/// A page of chats, newest activity first.
+#[Object]
+impl ChatConnection {
+    async fn edges(&self) -> &[ChatEdge] {
+        &self.edges
+    }
+
+    async fn page_info(&self) -> &PageInfo {
+        &self.page_info
+    }
+
+    /// How many chats match the filter in all (costs one count query; ask only when shown).
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let count = chats::count(&app(ctx)?.db, viewer(ctx), &self.filter).await?;
+        Ok(count.try_into().unwrap_or(i64::MAX))
+    }
+}
+
+/// A chat and its cursor.
+#[derive(SimpleObject)]
+pub struct ChatEdge {
+    pub cursor: String,
+    pub node: Chat,
+}
+
+/// A page of messages, oldest first.
+#[derive(SimpleObject)]
+pub struct MessageConnection {
+    pub edges: Vec<MessageEdge>,
+    pub page_info: PageInfo,
+}
+
+/// A message and its cursor.
+#[derive(SimpleObject)]
+pub struct MessageEdge {
+    pub cursor: String,
+    pub node: Message,
+}
+
+/// A member of the support team.
+#[derive(SimpleObject)]
+pub struct Admin {
+    pub id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+}
+
+impl From<admin::Model> for Admin {
+    fn from(model: admin::Model) -> Self {
+        Self { id: model.id, email: model.email, name: model.name }
+    }
+}
+
+/// What the file picker may offer, and the message length limit.
+#[derive(SimpleObject)]
+pub struct UploadPolicy {
+    pub max_file_bytes: i64,
+    pub max_files: i32,
+    /// Lower-case, without dots.
+    pub allowed_extensions: Vec<String>,
+    pub allowed_mime_types: Vec<String>,
+    pub max_message_chars: i32,
+}

@@ -1,0 +1,347 @@
+//! Chats: start, look up, list (filters, search, keyset paging), status, visitor details, read.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
+    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::cursor::Cursor;
+use crate::auth::viewer::{Side, Viewer};
+use crate::auth::visitor_token;
+use crate::clock::now;
+use crate::domain;
+use crate::error::{Error, Result};
+use crate::realtime::{EventBus, Notice, NoticeKind};
+use entity::chat::{self, ChatStatus};
+use entity::chat_event::{self, EventKind};
+
+/// What a visitor may tell about themselves when starting a chat.
+#[derive(Debug, Default)]
+pub struct NewChat {
+    pub visitor_name: Option<String>,
+    pub visitor_email: Option<String>,
+    pub visitor_phone: Option<String>,
+    pub source_page: Option<String>,
+}
+
+/// Visitor details to change: `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct VisitorChanges {
+    pub name: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ChatFilter {
+    pub statuses: Vec<ChatStatus>,
+    pub updated_after: Option<DateTime<Utc>>,
+    pub updated_before: Option<DateTime<Utc>>,
+    pub search: Option<String>,
+    pub unread_only: bool,
+}
+
+pub const MAX_PAGE: u64 = 100;
+
+/// The inbox order: last message, or the start of a chat that has none yet. The same expression
+/// is indexed (`idx_chats_activity`), so it must stay written exactly like this.
+pub const ACTIVITY: &str = "COALESCE(chats.last_message_at, chats.created_at)";
+
+pub fn activity_of(chat: &chat::Model) -> DateTime<Utc> {
+    chat.last_message_at.unwrap_or(chat.created_at)
+}
+
+pub async fn start(db: &DatabaseConnection, bus: &EventBus, input: NewChat) -> Result<(chat::Model, String)> {
+    let visitor_name = domain::short_text("visitorName", input.visitor_name.as_deref(), 200)?;
+    let visitor_email = domain::email(input.visitor_email.as_deref())?;
+    let visitor_phone = domain::phone(input.visitor_phone.as_deref())?;
+    let source_page = domain::short_text("sourcePage", input.source_page.as_deref(), 2048)?;
+    let (token, token_hash) = visitor_token::generate();
+    let at = now();
+    let chat = chat::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        visitor_name: Set(visitor_name),
+        visitor_email: Set(visitor_email),
+        visitor_phone: Set(visitor_phone),
+        chat_token_hash: Set(token_hash),
+        status: Set(ChatStatus::Open),
+        source_page: Set(source_page),
+        last_message_at: Set(None),
+        admin_last_read_at: Set(None),
+        visitor_last_read_at: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+    };
+    let txn = db.begin().await?;
+    let chat = chat.insert(&txn).await?;
+    record(&txn, chat.id, EventKind::Started, "visitor", None).await?;
+    txn.commit().await?;
+    bus.publish(Notice::new(NoticeKind::ChatStarted, chat.id)).await;
+    Ok((chat, token))
+}
+
+/// The chat, if this viewer may see it.
+pub async fn get(db: &impl ConnectionTrait, viewer: &Viewer, chat_id: Uuid) -> Result<chat::Model> {
+    viewer.require_chat(chat_id)?;
+    chat::Entity::find_by_id(chat_id)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("chat"))
+}
+
+pub async fn set_status(
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    viewer: &Viewer,
+    chat_id: Uuid,
+    status: ChatStatus,
+) -> Result<chat::Model> {
+    viewer.require_admin()?;
+    let txn = db.begin().await?;
+    let chat = get(&txn, viewer, chat_id).await?;
+    if chat.status == status {
+        return Ok(chat);
+    }
+    let from = chat.status;
+    let mut active = chat.into_active_model();
+    active.status = Set(status);
+    active.updated_at = Set(now());
+    let chat = active.update(&txn).await?;
+    let data = serde_json::json!({ "from": status_name(from), "to": status_name(status) });
+    record(&txn, chat_id, EventKind::StatusChanged, &viewer.actor(), Some(data)).await?;
+    txn.commit().await?;
+    bus.publish(Notice::new(NoticeKind::StatusChanged, chat_id)).await;
+    Ok(chat)
+}
+
+pub async fn update_visitor(
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    viewer: &Viewer,
+    chat_id: Uuid,
+    changes: VisitorChanges,
+) -> Result<chat::Model> {
+    // Validate everything before touching the database.
+    let name = changes
+        .name
+        .map(|v| domain::short_text("name", v.as_deref(), 200))
+        .transpose()?;
+    let email = changes.email.map(|v| domain::email(v.as_deref())).transpose()?;
+    let phone = changes.phone.map(|v| domain::phone(v.as_deref())).transpose()?;
+
+    let txn = db.begin().await?;
+    let chat = get(&txn, viewer, chat_id).await?;
+    let mut active = chat.clone().into_active_model();
+    let mut changed = Vec::new();
+    if let Some(name) = name
+        && name != chat.visitor_name
+    {
+        active.visitor_name = Set(name);
+        changed.push("name");
+    }
+    if let Some(email) = email
+        && email != chat.visitor_email
+    {
+        active.visitor_email = Set(email);
+        changed.push("email");
+    }
+    if let Some(phone) = phone
+        && phone != chat.visitor_phone
+    {
+        active.visitor_phone = Set(phone);
+        changed.push("phone");
+    }
+    if changed.is_empty() {
+        return Ok(chat);
+    }
+    active.updated_at = Set(now());
+    let chat = active.update(&txn).await?;
+    let data = serde_json::json!({ "fields": changed });
+    record(&txn, chat_id, EventKind::VisitorUpdated, &viewer.actor(), Some(data)).await?;
+    txn.commit().await?;
+    bus.publish(Notice::new(NoticeKind::VisitorUpdated, chat_id)).await;
+    Ok(chat)
+}
+
+/// Marks the other side's messages read for the viewer's side. Admins share one mark: any admin
+/// opening a chat reads it for the team.
+pub async fn mark_read(
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    viewer: &Viewer,
+    chat_id: Uuid,
+) -> Result<chat::Model> {
+    let side = viewer.require_chat(chat_id)?;
+    let txn = db.begin().await?;
+    let chat = get(&txn, viewer, chat_id).await?;
+    let read_mark = match side {
+        Side::Admin => chat.admin_last_read_at,
+        Side::Visitor => chat.visitor_last_read_at,
+    };
+    // Nothing new since the last mark: no write, no event.
+    let Some(last_message_at) = chat.last_message_at else { return Ok(chat) };
+    if read_mark.is_some_and(|mark| mark >= last_message_at) {
+        return Ok(chat);
+    }
+    let at = now().max(last_message_at);
+    let mut active = chat.into_active_model();
+    match side {
+        Side::Admin => active.admin_last_read_at = Set(Some(at)),
+        Side::Visitor => active.visitor_last_read_at = Set(Some(at)),
+    }
+    let chat = active.update(&txn).await?;
+    record(&txn, chat_id, EventKind::Read, &viewer.actor(), None).await?;
+    txn.commit().await?;
+    bus.publish(Notice::new(NoticeKind::Read, chat_id).from_side(side)).await;
+    Ok(chat)
+}
+
+/// A page of the inbox, newest activity first; `true` when more follow.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    filter: &ChatFilter,
+    first: u64,
+    after: Option<Cursor>,
+) -> Result<(Vec<chat::Model>, bool)> {
+    viewer.require_admin()?;
+    let first = first.clamp(1, MAX_PAGE);
+    let mut query = chat::Entity::find().filter(conditions(db.get_database_backend(), filter));
+    if let Some(after) = after {
+        query = query.filter(Expr::cust_with_values(
+            format!("({ACTIVITY}, chats.id) < (?, ?)"),
+            [sea_orm::Value::from(after.at), sea_orm::Value::from(after.id)],
+        ));
+    }
+    let mut chats = query
+        .order_by_desc(Expr::cust(ACTIVITY))
+        .order_by_desc(chat::Column::Id)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    let has_more = chats.len() as u64 > first;
+    chats.truncate(first as usize);
+    Ok((chats, has_more))
+}
+
+pub async fn count(db: &impl ConnectionTrait, viewer: &Viewer, filter: &ChatFilter) -> Result<u64> {
+    viewer.require_admin()?;
+    Ok(chat::Entity::find()
+        .filter(conditions(db.get_database_backend(), filter))
+        .count(db)
+        .await?)
+}
+
+fn conditions(backend: DbBackend, filter: &ChatFilter) -> Condition {
+    let mut condition = Condition::all();
+    if !filter.statuses.is_empty() {
+        condition = condition.add(chat::Column::Status.is_in(filter.statuses.iter().copied()));
+    }
+    if let Some(after) = filter.updated_after {
+        condition = condition.add(chat::Column::UpdatedAt.gte(after));
+    }
+    if let Some(before) = filter.updated_before {
+        condition = condition.add(chat::Column::UpdatedAt.lt(before));
+    }
+    if filter.unread_only {
+        condition = condition.add(Expr::cust(
+            "EXISTS (SELECT 1 FROM chat_messages m WHERE m.chat_id = chats.id \
+             AND m.sender_type = 'visitor' \
+             AND (chats.admin_last_read_at IS NULL OR m.created_at > chats.admin_last_read_at))",
+        ));
+    }
+    if let Some(pattern) = filter.search.as_deref().and_then(search_pattern) {
+        condition = condition.add(search_condition(backend, pattern));
+    }
+    condition
+}
+
+/// `%term%` with LIKE's wildcards removed from the term: search is for substrings, not patterns.
+fn search_pattern(term: &str) -> Option<String> {
+    let term: String = term.chars().filter(|c| !matches!(c, '%' | '_' | '\\')).collect();
+    let term = term.trim();
+    (!term.is_empty()).then(|| format!("%{term}%"))
+}
+
+/// Case-insensitive substring match on visitor name, email and phone, and on message text.
+/// Both sides are index-backed (trigram GIN on Postgres, FTS5 trigram on SQLite) for terms of
+/// three characters or more.
+fn search_condition(backend: DbBackend, pattern: String) -> SimpleExpr {
+    match backend {
+        DbBackend::Postgres => Expr::cust_with_values(
+            "(chats.id IN (SELECT m.chat_id FROM chat_messages m WHERE m.message ILIKE ?) \
+             OR (COALESCE(chats.visitor_name, '') || ' ' || COALESCE(chats.visitor_email, '') \
+                 || ' ' || COALESCE(chats.visitor_phone, '')) ILIKE ?)",
+            [sea_orm::Value::from(pattern.clone()), sea_orm::Value::from(pattern)],
+        ),
+        _ => Expr::cust_with_values(
+            "(chats.id IN (SELECT chat_id FROM chat_messages_fts WHERE message LIKE ?) \
+             OR chats.id IN (SELECT chat_id FROM chats_fts WHERE visitor LIKE ?))",
+            [sea_orm::Value::from(pattern.clone()), sea_orm::Value::from(pattern)],
+        ),
+    }
+}
+
+pub fn status_name(status: ChatStatus) -> &'static str {
+    match status {
+        ChatStatus::Open => "open",
+        ChatStatus::Pending => "pending",
+        ChatStatus::Closed => "closed",
+    }
+}
+
+/// Appends to the chat's history (`chat_events`).
+pub async fn record(
+    db: &impl ConnectionTrait,
+    chat_id: Uuid,
+    kind: EventKind,
+    actor: &str,
+    data: Option<serde_json::Value>,
+) -> Result<()> {
+    chat_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        chat_id: Set(chat_id),
+        kind: Set(kind),
+        actor: Set(actor.to_owned()),
+        data: Set(data),
+        created_at: Set(now()),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Unread counts of the other side's messages, from `side`'s point of view, for many chats in
+/// one query.
+pub async fn unread_counts(
+    db: &impl ConnectionTrait,
+    side: Side,
+    chat_ids: &[Uuid],
+) -> Result<Vec<(Uuid, i64)>> {
+    use entity::chat_message::{self, SenderType};
+    if chat_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (sender, mark) = match side {
+        Side::Admin => (SenderType::Visitor, "chats.admin_last_read_at"),
+        Side::Visitor => (SenderType::Admin, "chats.visitor_last_read_at"),
+    };
+    Ok(chat_message::Entity::find()
+        .select_only()
+        .column(chat_message::Column::ChatId)
+        .column_as(chat_message::Column::Id.count(), "unread")
+        .inner_join(chat::Entity)
+        .filter(chat_message::Column::ChatId.is_in(chat_ids.iter().copied()))
+        .filter(chat_message::Column::SenderType.eq(sender))
+        .filter(Expr::cust(format!(
+            "({mark} IS NULL OR chat_messages.created_at > {mark})"
+        )))
+        .group_by(chat_message::Column::ChatId)
+        .into_tuple()
+        .all(db)
+        .await?)
+}

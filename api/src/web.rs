@@ -1,0 +1,149 @@
+//! The plain-HTTP edge: static clients, health, metrics, CORS, the CSRF rule, client addresses.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::PrometheusHandle;
+use sea_orm::ConnectionTrait;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::{AllowedOrigins, Settings};
+use crate::state::AppState;
+
+/// The client's address: the socket peer, or with `CHATDESK_TRUST_PROXY` the last
+/// `X-Forwarded-For` entry, the one our own proxy appended (earlier entries are the client's
+/// word and can be forged).
+pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, trust_proxy: bool) -> IpAddr {
+    if trust_proxy
+        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+        && let Some(last) = forwarded.rsplit(',').next()
+        && let Ok(address) = last.trim().parse()
+    {
+        return address;
+    }
+    peer.ip()
+}
+
+/// Apollo's CSRF rule: a "simple" request (one a browser sends cross-site without a preflight:
+/// no content type, form encodings, or text/plain) must carry a header that forces a preflight.
+pub fn violates_csrf_rule(content_type: Option<&str>, headers: &HeaderMap) -> bool {
+    let essence = content_type
+        .and_then(|value| value.split(';').next())
+        .map(|value| value.trim().to_ascii_lowercase());
+    let simple = match essence.as_deref() {
+        None => true,
+        Some(kind) => {
+            ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"].contains(&kind)
+        }
+    };
+    let has_preflight_header = ["apollo-require-preflight", "x-apollo-operation-name"]
+        .iter()
+        .any(|name| headers.get(*name).is_some_and(|value| !value.is_empty()));
+    simple && !has_preflight_header
+}
+
+/// Our own origin is always allowed; others per `CHATDESK_ALLOWED_ORIGINS`.
+pub fn origin_allowed(settings: &Settings, origin: &str) -> bool {
+    let origin = origin.trim_end_matches('/');
+    origin == settings.public_url || settings.allowed_origins.allows(origin)
+}
+
+pub fn cors(settings: &Settings) -> CorsLayer {
+    let allow_origin = match &settings.allowed_origins {
+        AllowedOrigins::Any => AllowOrigin::any(),
+        AllowedOrigins::List(_) => {
+            let settings = settings.clone();
+            AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+                origin.to_str().is_ok_and(|origin| origin_allowed(&settings, origin))
+            })
+        }
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::RANGE,
+            "apollo-require-preflight".parse().unwrap_or(header::CONTENT_TYPE),
+            "x-apollo-operation-name".parse().unwrap_or(header::CONTENT_TYPE),
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the database answers and the storage accepts a write.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let database = state.db.execute_unprepared("SELECT 1").await.map(|_| ());
+    let storage = state.storage_ready().await;
+    let body = serde_json::json!({
+        "database": if database.is_ok() { "ok" } else { "unavailable" },
+        "storage": if storage { "ok" } else { "unavailable" },
+    });
+    let status = if database.is_ok() && storage {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+pub async fn metrics(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+}
+
+/// Counts requests and their latency by route and status.
+pub async fn track_requests(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_requests_need_a_preflight_header() {
+        let none = HeaderMap::new();
+        let mut with = HeaderMap::new();
+        with.insert("apollo-require-preflight", HeaderValue::from_static("true"));
+        assert!(violates_csrf_rule(None, &none));
+        assert!(violates_csrf_rule(Some("multipart/form-data; boundary=x"), &none));
+        assert!(violates_csrf_rule(Some("text/plain"), &none));
+        assert!(!violates_csrf_rule(Some("multipart/form-data; boundary=x"), &with));
+        assert!(!violates_csrf_rule(Some("application/json"), &none));
+    }
+
+    #[test]
+    fn forwarded_addresses_are_trusted_only_when_configured() {
+        let peer: SocketAddr = "10.0.0.9:5000".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.7"));
+        assert_eq!(client_ip(&headers, peer, false).to_string(), "10.0.0.9");
+        assert_eq!(client_ip(&headers, peer, true).to_string(), "203.0.113.7");
+    }
+}
