@@ -79,11 +79,18 @@ impl Application {
             settings,
         });
         let router = router(state.clone());
-        Ok(Self { listener, router, state })
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|address| address.port()).unwrap_or(0)
+        self.listener
+            .local_addr()
+            .map(|address| address.port())
+            .unwrap_or(0)
     }
 
     pub fn state(&self) -> &AppState {
@@ -95,12 +102,16 @@ impl Application {
     }
 
     /// Serves until `stop` completes, then stops accepting and finishes in-flight requests.
-    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let background = spawn_background_tasks(&self.state);
         tracing::info!(address = %self.listener.local_addr()?, "chatdesk is listening");
         let result = axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stop)
         .await;
@@ -166,8 +177,9 @@ fn jwt_secret(settings: &Settings) -> anyhow::Result<Secret> {
             return Ok(Secret::new(existing));
         }
     }
-    std::fs::create_dir_all(&settings.data_dir)
-        .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).map_err(|error| {
+        anyhow::anyhow!("cannot create {}: {error}", settings.data_dir.display())
+    })?;
     let bytes: [u8; 32] = rand::rng().random();
     let secret = crate::auth::visitor_token::hex(&bytes);
     write_private(&path, &secret)
@@ -201,7 +213,10 @@ fn prometheus() -> PrometheusHandle {
 fn router(state: AppState) -> Router {
     let settings = &state.settings;
     let schema = graphql::build_schema(state.clone());
-    let graphql_state = GraphqlState { app: state.clone(), schema };
+    let graphql_state = GraphqlState {
+        app: state.clone(),
+        schema,
+    };
     let graphql = Router::new()
         .route("/graphql", get(graphiql).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
@@ -227,7 +242,8 @@ fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=3600"),
         ));
-    let demo = ServeDir::new(clients.join("demo")).fallback(ServeFile::new(clients.join("demo/index.html")));
+    let demo = ServeDir::new(clients.join("demo"))
+        .fallback(ServeFile::new(clients.join("demo/index.html")));
 
     let metrics_handle = prometheus();
     Router::new()
@@ -235,7 +251,10 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(web::healthz))
         .route("/readyz", get(web::readyz).with_state(state.clone()))
         .route("/metrics", get(web::metrics).with_state(metrics_handle))
-        .route("/admin666", get(|| async { axum::response::Redirect::permanent("/admin666/") }))
+        .route(
+            "/admin666",
+            get(|| async { axum::response::Redirect::permanent("/admin666/") }),
+        )
         .nest_service("/admin666/", admin_page)
         .nest_service("/widget", widget)
         .fallback_service(demo)
@@ -244,7 +263,8 @@ fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
-            let body = serde_json::json!({ "error": { "code": "INTERNAL", "message": "internal error" } });
+            let body =
+                serde_json::json!({ "error": { "code": "INTERNAL", "message": "internal error" } });
             (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
         }))
 }

@@ -85,34 +85,54 @@ async fn run(command: Command) -> Result<(), String> {
     let settings = Settings::from_env()?;
     match command {
         Command::Serve => {
-            let app = crate::Application::build(settings).await.map_err(|e| e.to_string())?;
+            let app = crate::Application::build(settings)
+                .await
+                .map_err(|e| e.to_string())?;
             app.run_until_stopped().await.map_err(|e| e.to_string())
         }
         Command::Migrate => {
             let db = connect(&settings).await?;
-            Migrator::up(&db, None).await.map_err(|e| format!("migration failed: {e}"))?;
+            Migrator::up(&db, None)
+                .await
+                .map_err(|e| format!("migration failed: {e}"))?;
             println!("migrations applied");
             Ok(())
         }
         Command::Admin { command } => {
             let db = connect(&settings).await?;
-            Migrator::up(&db, None).await.map_err(|e| format!("migration failed: {e}"))?;
+            Migrator::up(&db, None)
+                .await
+                .map_err(|e| format!("migration failed: {e}"))?;
             match command {
-                AdminCommand::Create { email, name, password_stdin } => {
+                AdminCommand::Create {
+                    email,
+                    name,
+                    password_stdin,
+                } => {
                     let password = read_password(password_stdin)?;
                     let admin = admins::create(&db, &email, name.as_deref(), &password)
                         .await
                         .map_err(|e| e.message())?;
                     println!("created admin {}", admin.email);
                 }
-                AdminCommand::Passwd { email, password_stdin } => {
+                AdminCommand::Passwd {
+                    email,
+                    password_stdin,
+                } => {
                     let password = read_password(password_stdin)?;
-                    let admin = admins::set_password(&db, &email, &password).await.map_err(|e| e.message())?;
-                    println!("changed the password of {}; their open sessions have ended", admin.email);
+                    let admin = admins::set_password(&db, &email, &password)
+                        .await
+                        .map_err(|e| e.message())?;
+                    println!(
+                        "changed the password of {}; their open sessions have ended",
+                        admin.email
+                    );
                 }
                 AdminCommand::List => {
                     for admin in admins::list(&db).await.map_err(|e| e.message())? {
-                        let last_login = admin.last_login_at.map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+                        let last_login = admin
+                            .last_login_at
+                            .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
                         println!(
                             "{}\t{}\tcreated {}\tlast sign-in {last_login}",
                             admin.email,
@@ -130,7 +150,9 @@ async fn run(command: Command) -> Result<(), String> {
 
 async fn connect(settings: &Settings) -> Result<sea_orm::DatabaseConnection, String> {
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    crate::database::connect(settings, counter).await.map_err(|e| e.to_string())
+    crate::database::connect(settings, counter)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The new password: one line from standard input, or typed twice at a prompt.
@@ -138,14 +160,20 @@ fn read_password(from_stdin: bool) -> Result<String, String> {
     let stdin = std::io::stdin();
     if from_stdin || !stdin.is_terminal() {
         let mut line = String::new();
-        stdin.lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password: {e}"))?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
     }
     let prompt = |label: &str| -> Result<String, String> {
         eprint!("{label}: ");
         let _ = std::io::stderr().flush();
         let mut line = String::new();
-        stdin.lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password: {e}"))?;
         Ok(line.trim_end_matches(['\r', '\n']).to_owned())
     };
     let first = prompt("New password")?;

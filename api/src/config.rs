@@ -31,7 +31,10 @@ impl fmt::Debug for Secret {
 pub enum StorageLocation {
     Local(PathBuf),
     /// `s3://bucket/prefix`; credentials and endpoint come from the standard `AWS_*` variables.
-    S3 { bucket: String, prefix: String },
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
 }
 
 impl FromStr for StorageLocation {
@@ -113,7 +116,8 @@ pub struct Settings {
     pub admin_password: Option<Secret>,
 }
 
-pub const DEFAULT_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "pdf", "doc", "docx", "txt"];
+pub const DEFAULT_EXTENSIONS: &[&str] =
+    &["jpg", "jpeg", "png", "webp", "pdf", "doc", "docx", "txt"];
 
 impl Settings {
     /// Reads `.env` (if present) and the environment. The error is one line naming the variable.
@@ -196,7 +200,10 @@ impl Settings {
                     .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
                     .filter(|e| !e.is_empty())
                     .collect();
-                if let Some(unknown) = list.iter().find(|e| !DEFAULT_EXTENSIONS.contains(&e.as_str())) {
+                if let Some(unknown) = list
+                    .iter()
+                    .find(|e| !DEFAULT_EXTENSIONS.contains(&e.as_str()))
+                {
                     return Err(format!(
                         "CHATDESK_ALLOWED_EXTENSIONS: '{unknown}' is not one Chatdesk can verify (choose from {})",
                         DEFAULT_EXTENSIONS.join(", ")
@@ -232,12 +239,20 @@ impl Settings {
                 5000,
             )?,
             allowed_extensions,
-            retention_days: number("CHATDESK_RETENTION_DAYS", var("CHATDESK_RETENTION_DAYS"), 90)?,
+            retention_days: number(
+                "CHATDESK_RETENTION_DAYS",
+                var("CHATDESK_RETENTION_DAYS"),
+                90,
+            )?,
             trust_proxy: boolean("CHATDESK_TRUST_PROXY", var("CHATDESK_TRUST_PROXY"), false)?,
             rate_start_per_hour: rate("CHATDESK_RATE_START_PER_HOUR", 20)?,
             rate_send_per_min: rate("CHATDESK_RATE_SEND_PER_MIN", 30)?,
             rate_login_per_min: rate("CHATDESK_RATE_LOGIN_PER_MIN", 10)?,
-            introspection: boolean("CHATDESK_INTROSPECTION", var("CHATDESK_INTROSPECTION"), true)?,
+            introspection: boolean(
+                "CHATDESK_INTROSPECTION",
+                var("CHATDESK_INTROSPECTION"),
+                true,
+            )?,
             admin_email: var("CHATDESK_ADMIN_EMAIL"),
             admin_password: var("CHATDESK_ADMIN_PASSWORD").map(Secret::new),
         })
@@ -311,7 +326,10 @@ mod tests {
         let error = settings(&[("CHATDESK_STORAGE", "ftp://x/y")]).unwrap_err();
         assert!(error.contains("unknown storage scheme 'ftp://'"), "{error}");
         let error = settings(&[("DATABASE_URL", "mysql://u:pw@h/db")]).unwrap_err();
-        assert!(error.contains("u:***@h/db") && !error.contains("pw"), "{error}");
+        assert!(
+            error.contains("u:***@h/db") && !error.contains("pw"),
+            "{error}"
+        );
         let error = settings(&[("CHATDESK_BIND", "nonsense")]).unwrap_err();
         assert!(error.starts_with("CHATDESK_BIND:"), "{error}");
     }
@@ -326,7 +344,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             s.storage,
-            StorageLocation::S3 { bucket: "bucket".into(), prefix: "some/prefix".into() }
+            StorageLocation::S3 {
+                bucket: "bucket".into(),
+                prefix: "some/prefix".into()
+            }
         );
         assert_eq!(s.allowed_origins, AllowedOrigins::Any);
         assert!(!s.introspection);
@@ -334,9 +355,15 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let s = settings(&[("CHATDESK_JWT_SECRET", "hunter2"), ("CHATDESK_ADMIN_PASSWORD", "pw")])
-            .unwrap();
+        let s = settings(&[
+            ("CHATDESK_JWT_SECRET", "hunter2"),
+            ("CHATDESK_ADMIN_PASSWORD", "pw"),
+        ])
+        .unwrap();
         let printed = format!("{s:?}");
-        assert!(!printed.contains("hunter2") && !printed.contains("\"pw\""), "{printed}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("\"pw\""),
+            "{printed}"
+        );
     }
 }

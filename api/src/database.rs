@@ -9,7 +9,10 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::config::{Settings, redact_url};
 
-pub async fn connect(settings: &Settings, query_count: Arc<AtomicU64>) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(
+    settings: &Settings,
+    query_count: Arc<AtomicU64>,
+) -> anyhow::Result<DatabaseConnection> {
     if let Some(path) = sqlite_file(&settings.database_url)
         && let Some(parent) = std::path::Path::new(&path).parent()
         && !parent.as_os_str().is_empty()
@@ -38,7 +41,10 @@ pub async fn connect(settings: &Settings, query_count: Arc<AtomicU64>) -> anyhow
         options.max_connections(4).min_connections(1);
     }
     let mut db = Database::connect(options).await.map_err(|error| {
-        anyhow::anyhow!("cannot connect to {}: {error}", redact_url(&settings.database_url))
+        anyhow::anyhow!(
+            "cannot connect to {}: {error}",
+            redact_url(&settings.database_url)
+        )
     })?;
     db.set_metric_callback(move |_| {
         query_count.fetch_add(1, Ordering::Relaxed);
@@ -48,7 +54,9 @@ pub async fn connect(settings: &Settings, query_count: Arc<AtomicU64>) -> anyhow
 
 /// The file behind a `sqlite://path?…` URL, if it is one (not in-memory).
 fn sqlite_file(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| path.to_owned())
 }

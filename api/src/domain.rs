@@ -40,7 +40,9 @@ pub fn short_text(field: &str, value: Option<&str>, max_chars: usize) -> Result<
     let Some(value) = value else { return Ok(None) };
     let cleaned = strip_controls(value.trim(), false);
     if cleaned.chars().count() > max_chars {
-        return Err(Error::bad_input(format!("{field} may be at most {max_chars} characters")));
+        return Err(Error::bad_input(format!(
+            "{field} may be at most {max_chars} characters"
+        )));
     }
     Ok((!cleaned.is_empty()).then_some(cleaned))
 }
@@ -48,7 +50,9 @@ pub fn short_text(field: &str, value: Option<&str>, max_chars: usize) -> Result<
 /// An email address: one `@` with something on both sides (`admin@localhost` is fine), no
 /// spaces, lower-cased.
 pub fn email(value: Option<&str>) -> Result<Option<String>> {
-    let Some(value) = short_text("email", value, 320)? else { return Ok(None) };
+    let Some(value) = short_text("email", value, 320)? else {
+        return Ok(None);
+    };
     let valid = match value.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()
@@ -68,9 +72,16 @@ pub fn email(value: Option<&str>) -> Result<Option<String>> {
 
 /// A phone number: digits and the usual separators, at most 50 characters.
 pub fn phone(value: Option<&str>) -> Result<Option<String>> {
-    let Some(value) = short_text("phone", value, 50)? else { return Ok(None) };
-    if !value.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
-        return Err(Error::bad_input("phone may hold digits, spaces and + - ( ) . only"));
+    let Some(value) = short_text("phone", value, 50)? else {
+        return Ok(None);
+    };
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+    {
+        return Err(Error::bad_input(
+            "phone may hold digits, spaces and + - ( ) . only",
+        ));
     }
     Ok(Some(value))
 }
@@ -92,7 +103,9 @@ mod tests {
 
     #[test]
     fn message_bodies_are_cleaned_and_bounded() {
-        let body = MessageBody::parse(Some("  hi\u{202E}\u{0}\nthere\t "), 100).unwrap().unwrap();
+        let body = MessageBody::parse(Some("  hi\u{202E}\u{0}\nthere\t "), 100)
+            .unwrap()
+            .unwrap();
         assert_eq!(body.into_inner(), "hi\nthere");
         assert!(MessageBody::parse(Some("   \n "), 100).unwrap().is_none());
         assert!(MessageBody::parse(None, 100).unwrap().is_none());
@@ -105,7 +118,10 @@ mod tests {
 
     #[test]
     fn emails_are_checked_and_lowercased() {
-        assert_eq!(email(Some(" Ann@Example.COM ")).unwrap().unwrap(), "ann@example.com");
+        assert_eq!(
+            email(Some(" Ann@Example.COM ")).unwrap().unwrap(),
+            "ann@example.com"
+        );
         assert!(email(Some("")).unwrap().is_none());
         for bad in ["ann", "ann@", "@example.com", "a b@example.com", "a@b@c.d"] {
             assert!(email(Some(bad)).is_err(), "{bad}");
@@ -114,9 +130,15 @@ mod tests {
 
     #[test]
     fn short_fields_and_keys() {
-        assert_eq!(short_text("name", Some(" Ann\u{7} "), 10).unwrap().unwrap(), "Ann");
+        assert_eq!(
+            short_text("name", Some(" Ann\u{7} "), 10).unwrap().unwrap(),
+            "Ann"
+        );
         assert!(short_text("name", Some(&"x".repeat(11)), 10).is_err());
-        assert_eq!(phone(Some("+1 (555) 010-0000")).unwrap().unwrap(), "+1 (555) 010-0000");
+        assert_eq!(
+            phone(Some("+1 (555) 010-0000")).unwrap().unwrap(),
+            "+1 (555) 010-0000"
+        );
         assert!(phone(Some("call me")).is_err());
         assert!(client_message_id(Some("abc-123")).unwrap().is_some());
         assert!(client_message_id(Some("")).is_err());

@@ -18,11 +18,19 @@ pub enum Error {
     Forbidden,
     NotFound(&'static str),
     BadInput(String),
-    RateLimited { retry_after_seconds: u64 },
-    FileTooLarge { max_bytes: u64 },
-    TooManyFiles { max: usize },
+    RateLimited {
+        retry_after_seconds: u64,
+    },
+    FileTooLarge {
+        max_bytes: u64,
+    },
+    TooManyFiles {
+        max: usize,
+    },
     UnsupportedFileType(String),
-    MessageTooLong { max: usize },
+    MessageTooLong {
+        max: usize,
+    },
     /// The database or the file storage cannot be reached; retrying later may work.
     Unavailable(anyhow::Error),
     Internal(anyhow::Error),
@@ -71,7 +79,9 @@ impl Error {
             Self::Forbidden => "you may not do that".into(),
             Self::NotFound(what) => format!("{what} not found"),
             Self::BadInput(message) | Self::UnsupportedFileType(message) => message.clone(),
-            Self::RateLimited { retry_after_seconds } => {
+            Self::RateLimited {
+                retry_after_seconds,
+            } => {
                 format!("too many requests; try again in {retry_after_seconds} s")
             }
             Self::FileTooLarge { max_bytes } => {
@@ -81,7 +91,9 @@ impl Error {
             Self::MessageTooLong { max } => {
                 format!("a message may be at most {max} characters long")
             }
-            Self::Unavailable(_) => "the service is temporarily unavailable; try again shortly".into(),
+            Self::Unavailable(_) => {
+                "the service is temporarily unavailable; try again shortly".into()
+            }
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -111,7 +123,8 @@ impl From<DbErr> for Error {
         }
         match &error {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(error.into()),
-            DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner))
+            DbErr::Exec(RuntimeErr::SqlxError(inner))
+            | DbErr::Query(RuntimeErr::SqlxError(inner))
                 if is_connection_error(inner) =>
             {
                 Self::Unavailable(error.into())
@@ -123,11 +136,13 @@ impl From<DbErr> for Error {
 
 fn is_connection_error(error: &sea_orm::sqlx::Error) -> bool {
     use sea_orm::sqlx::Error as E;
-    matches!(error, E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_))
-        || matches!(error, E::Database(db) if db.code().is_some_and(|code| {
-            // Postgres: admin shutdown, crash shutdown, cannot connect now.
-            ["57P01", "57P02", "57P03"].contains(&code.as_ref())
-        }))
+    matches!(
+        error,
+        E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_)
+    ) || matches!(error, E::Database(db) if db.code().is_some_and(|code| {
+        // Postgres: admin shutdown, crash shutdown, cannot connect now.
+        ["57P01", "57P02", "57P03"].contains(&code.as_ref())
+    }))
 }
 
 impl ErrorExtensions for Error {
@@ -135,7 +150,10 @@ impl ErrorExtensions for Error {
         self.log();
         async_graphql::Error::new(self.message()).extend_with(|_, extensions| {
             extensions.set("code", self.code());
-            if let Self::RateLimited { retry_after_seconds } = self {
+            if let Self::RateLimited {
+                retry_after_seconds,
+            } = self
+            {
                 extensions.set("retryAfterSeconds", *retry_after_seconds);
             }
         })
@@ -151,9 +169,12 @@ impl From<Error> for async_graphql::Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         self.log();
-        let body = serde_json::json!({ "error": { "code": self.code(), "message": self.message() } });
+        let body =
+            serde_json::json!({ "error": { "code": self.code(), "message": self.message() } });
         let mut response = (self.status(), axum::Json(body)).into_response();
-        if let Self::RateLimited { retry_after_seconds } = self
+        if let Self::RateLimited {
+            retry_after_seconds,
+        } = self
             && let Ok(value) = retry_after_seconds.to_string().parse()
         {
             response.headers_mut().insert("retry-after", value);

@@ -43,7 +43,10 @@ impl RateLimits {
     pub fn new(settings: &Settings) -> Arc<Self> {
         let minute = Duration::from_secs(60);
         Arc::new(Self {
-            start_chat: RateLimiter::keyed(quota(settings.rate_start_per_hour, Duration::from_secs(3600))),
+            start_chat: RateLimiter::keyed(quota(
+                settings.rate_start_per_hour,
+                Duration::from_secs(3600),
+            )),
             send_message: RateLimiter::keyed(quota(settings.rate_send_per_min, minute)),
             login: RateLimiter::keyed(quota(settings.rate_login_per_min, minute)),
             typing: RateLimiter::keyed(quota(120, minute)),
@@ -54,7 +57,9 @@ impl RateLimits {
     fn check(&self, limiter: &Keyed<Key>, key: Key) -> Result<()> {
         limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
-            Error::RateLimited { retry_after_seconds: wait.as_secs() + u64::from(wait.subsec_nanos() > 0) }
+            Error::RateLimited {
+                retry_after_seconds: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
         })
     }
 
@@ -78,17 +83,27 @@ impl RateLimits {
 
     /// Drops keys whose quota is whole again; they hold no information.
     pub fn prune(&self) {
-        for limiter in [&self.start_chat, &self.send_message, &self.login, &self.typing] {
+        for limiter in [
+            &self.start_chat,
+            &self.send_message,
+            &self.login,
+            &self.typing,
+        ] {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
     }
 
     pub fn tracked_keys(&self) -> usize {
-        [&self.start_chat, &self.send_message, &self.login, &self.typing]
-            .iter()
-            .map(|limiter| limiter.len())
-            .sum()
+        [
+            &self.start_chat,
+            &self.send_message,
+            &self.login,
+            &self.typing,
+        ]
+        .iter()
+        .map(|limiter| limiter.len())
+        .sum()
     }
 }
 
@@ -108,8 +123,13 @@ mod tests {
         limits.login(a).unwrap();
         limits.login(a).unwrap();
         match limits.login(a) {
-            Err(Error::RateLimited { retry_after_seconds }) => {
-                assert!((1..=30).contains(&retry_after_seconds), "{retry_after_seconds}")
+            Err(Error::RateLimited {
+                retry_after_seconds,
+            }) => {
+                assert!(
+                    (1..=30).contains(&retry_after_seconds),
+                    "{retry_after_seconds}"
+                )
             }
             other => panic!("expected RATE_LIMITED, got {other:?}"),
         }

@@ -36,9 +36,12 @@ pub fn violates_csrf_rule(content_type: Option<&str>, headers: &HeaderMap) -> bo
         .map(|value| value.trim().to_ascii_lowercase());
     let simple = match essence.as_deref() {
         None => true,
-        Some(kind) => {
-            ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"].contains(&kind)
-        }
+        Some(kind) => [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "text/plain",
+        ]
+        .contains(&kind),
     };
     let has_preflight_header = ["apollo-require-preflight", "x-apollo-operation-name"]
         .iter()
@@ -58,7 +61,9 @@ pub fn cors(settings: &Settings) -> CorsLayer {
         AllowedOrigins::List(_) => {
             let settings = settings.clone();
             AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-                origin.to_str().is_ok_and(|origin| origin_allowed(&settings, origin))
+                origin
+                    .to_str()
+                    .is_ok_and(|origin| origin_allowed(&settings, origin))
             })
         }
     };
@@ -69,8 +74,12 @@ pub fn cors(settings: &Settings) -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::RANGE,
-            "apollo-require-preflight".parse().unwrap_or(header::CONTENT_TYPE),
-            "x-apollo-operation-name".parse().unwrap_or(header::CONTENT_TYPE),
+            "apollo-require-preflight"
+                .parse()
+                .unwrap_or(header::CONTENT_TYPE),
+            "x-apollo-operation-name"
+                .parse()
+                .unwrap_or(header::CONTENT_TYPE),
         ])
         .max_age(std::time::Duration::from_secs(3600))
 }
@@ -132,9 +141,15 @@ mod tests {
         let mut with = HeaderMap::new();
         with.insert("apollo-require-preflight", HeaderValue::from_static("true"));
         assert!(violates_csrf_rule(None, &none));
-        assert!(violates_csrf_rule(Some("multipart/form-data; boundary=x"), &none));
+        assert!(violates_csrf_rule(
+            Some("multipart/form-data; boundary=x"),
+            &none
+        ));
         assert!(violates_csrf_rule(Some("text/plain"), &none));
-        assert!(!violates_csrf_rule(Some("multipart/form-data; boundary=x"), &with));
+        assert!(!violates_csrf_rule(
+            Some("multipart/form-data; boundary=x"),
+            &with
+        ));
         assert!(!violates_csrf_rule(Some("application/json"), &none));
     }
 
@@ -142,7 +157,10 @@ mod tests {
     fn forwarded_addresses_are_trusted_only_when_configured() {
         let peer: SocketAddr = "10.0.0.9:5000".parse().unwrap();
         let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.7"));
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.7"),
+        );
         assert_eq!(client_ip(&headers, peer, false).to_string(), "10.0.0.9");
         assert_eq!(client_ip(&headers, peer, true).to_string(), "203.0.113.7");
     }

@@ -155,7 +155,8 @@ header h2{flex:1;margin:0;font-size:16px;font-weight:600}
 header :focus-visible{outline-color:#fff}
 .bar{display:flex;gap:8px;align-items:center;padding:8px 12px;background:#fff8c5;border-bottom:1px solid var(--ln);font-size:13px}
 .bar span{flex:1}
-.log{flex:1;overflow-y:auto;padding:12px 14px;display:flex;flex-direction:column;gap:10px;background:#fafbfc}
+.log,.msgs{display:flex;flex-direction:column;gap:10px}
+.log{flex:1;overflow-y:auto;padding:12px 14px;background:#fafbfc}
 .msg{max-width:82%;display:flex;flex-direction:column;align-items:flex-start}
 .me{align-self:flex-end;align-items:flex-end}
 .who{font-size:12px;color:var(--mut);margin:0 4px 2px}
@@ -248,7 +249,6 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     u.older = h('button', { class: 'older', type: 'button', hidden: true, 'data-testid': 'chatdesk-older', onclick: loadOlder }, 'Earlier messages');
     u.greeting = h('div', { class: 'msg', 'data-testid': 'chatdesk-greeting' }, h('div', { class: 'bubble' }, opt.greeting || 'Hi! Ask us anything — we usually reply within a few minutes.'));
     u.list = h('div', { class: 'msgs', role: 'list' });
-    u.list.style.display = 'contents';
     u.closed = h('p', { class: 'note', hidden: true, 'data-testid': 'chatdesk-closed-note' }, 'This conversation was closed. Write to reopen it.');
     u.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Conversation', 'data-testid': 'chatdesk-thread', tabindex: '0' }, u.older, u.greeting, u.list, u.closed);
     u.typing = h('div', { class: 'typing', hidden: true, 'data-testid': 'chatdesk-typing', 'aria-live': 'polite' }, 'Support is typing…');
@@ -362,7 +362,6 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     ui.badge.textContent = n > 9 ? '9+' : String(n);
     ui.badge.hidden = !n;
     if (!isOpen) ui.launch.setAttribute('aria-label', n ? `Open chat, ${n} unread message${n > 1 ? 's' : ''}` : 'Open chat');
-    document.documentElement.dataset.chatdeskUnread = String(unread);
   }
   function setUnread(n) {
     if (n == null || n === unread) return;
@@ -379,17 +378,18 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     if (!m) return;
     const k = keyOf(m);
     const prev = msgs.get(k);
-    // A server copy replaces the local draft with the same clientMessageId.
+    // A late copy of a message (an event racing a page load) must not undo its read mark.
     if (prev && !prev.local && prev.readAt && !m.readAt) m.readAt = prev.readAt;
     m.t = fetched || Date.now();
     msgs.set(k, m);
   }
-  const sortKey = m => (m.local ? '1' : '0') + m.createdAt + m.id;
+  // Drafts last; then by time (parsed: the server may vary its fraction digits), then id.
+  const order = (a, b) => (!!a.local - !!b.local) || (Date.parse(a.createdAt) - Date.parse(b.createdAt)) || (a.id < b.id ? -1 : 1);
 
   function render(forceScroll) {
     if (!ui) return;
     const stick = forceScroll || nearBottom();
-    const list = Array.from(msgs.entries()).sort((a, b) => sortKey(a[1]) < sortKey(b[1]) ? -1 : 1);
+    const list = Array.from(msgs.entries()).sort((a, b) => order(a[1], b[1]));
     const alive = new Set();
     let prevEl = null;
     for (const [k, m] of list) {
@@ -708,13 +708,18 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       const vars = { chatId: rec.chatId, body: m.body || null, clientMessageId: m.clientMessageId };
       if (m.files.length) vars.attachments = m.files.map(() => null);
       const d = await gql(M_SEND, vars, m.files, p => { if (m.bar) m.bar.value = p; });
-      add(d.sendMessage); // replaces the draft: same clientMessageId
+      const s = d.sendMessage;
+      if (keyOf(s) !== keyOf(m)) msgs.delete(keyOf(m));
+      add(s); // replaces the draft: same clientMessageId
       render(true);
       if (!known && !rec.asked) ui.ask.hidden = false;
     } catch (e) {
-      if (gone(e) && e.code !== 'NOT_FOUND') reset(true);
       m.state = 'failed';
-      m.error = e.code === 'RATE_LIMITED' || e.code === 'NETWORK' || e.code === 'HTTP' || !gone(e) ? e.message : 'This chat has ended. Retry to start a new one.';
+      m.error = e.message;
+      if (gone(e)) {
+        reset(true);
+        m.error = 'This chat has ended. Retry to start a new one.';
+      }
       render();
     }
   }
@@ -753,10 +758,16 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     const sel = opt.hideSelector;
     if (!sel) return;
     try { document.querySelector(sel); } catch { return console.warn('Chatdesk: data-hide-selector is not a valid selector'); }
-    const apply = () => document.querySelectorAll(sel).forEach(el => el.style.setProperty('display', 'none', 'important'));
-    apply();
-    // Such buttons often appear later (on scroll): keep hiding them.
-    new MutationObserver(apply).observe(document.body, { childList: true, subtree: true });
+    // A document-level rule also catches buttons that appear later (on scroll); an adopted
+    // sheet is not blocked by the host page's style-src.
+    const rule = sel + '{display:none!important}';
+    try {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(rule);
+      document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+    } catch {
+      document.head.append(h('style', {}, rule));
+    }
   }
 
   function init() {

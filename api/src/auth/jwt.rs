@@ -79,7 +79,9 @@ mod tests {
         let other = JwtKeys::new(b"another secret entirely.........");
         assert!(other.verify(&token).is_none());
 
-        let (expired, _) = keys.issue(id, Utc::now(), Utc::now() - Duration::hours(13)).unwrap();
+        let (expired, _) = keys
+            .issue(id, Utc::now(), Utc::now() - Duration::hours(13))
+            .unwrap();
         assert!(keys.verify(&expired).is_none());
         assert!(keys.verify("garbage").is_none());
     }

@@ -20,7 +20,11 @@ pub async fn hash(password: String) -> Result<String> {
 pub async fn verify(password: String, stored_hash: String) -> Result<bool> {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&stored_hash)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await

@@ -15,7 +15,9 @@ pub enum Viewer {
     Anonymous,
     /// A credential was sent but is unknown, expired or revoked.
     Invalid,
-    Visitor { chat_id: Uuid },
+    Visitor {
+        chat_id: Uuid,
+    },
     Admin(AdminViewer),
 }
 
@@ -86,7 +88,11 @@ impl Viewer {
         if claims.pwv != admin.password_changed_at.timestamp_micros() {
             return Ok(Self::Invalid);
         }
-        Ok(Self::Admin(AdminViewer { id: admin.id, email: admin.email, name: admin.name }))
+        Ok(Self::Admin(AdminViewer {
+            id: admin.id,
+            email: admin.email,
+            name: admin.name,
+        }))
     }
 
     pub fn side(&self) -> Option<Side> {

@@ -18,7 +18,11 @@ impl AcceptedFiles {
     pub async fn discard(self, _app: &AppState) {}
 }
 
-pub async fn accept_uploads(_ctx: &Context<'_>, _app: &AppState, uploads: &[Upload]) -> Result<AcceptedFiles> {
+pub async fn accept_uploads(
+    _ctx: &Context<'_>,
+    _app: &AppState,
+    uploads: &[Upload],
+) -> Result<AcceptedFiles> {
     if !uploads.is_empty() {
         return Err(Error::bad_input("attachments are not accepted yet"));
     }
@@ -34,7 +38,9 @@ pub fn mime_types_for(extensions: &[String]) -> Vec<String> {
             "webp" => Some("image/webp"),
             "pdf" => Some("application/pdf"),
             "doc" => Some("application/msword"),
-            "docx" => Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            "docx" => {
+                Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+            }
             "txt" => Some("text/plain"),
             _ => None,
         })

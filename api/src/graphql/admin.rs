@@ -37,11 +37,20 @@ pub struct AdminMutation;
 #[Object]
 impl AdminMutation {
     /// Signs an admin in. Rate-limited per client address.
-    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AdminSession> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> Result<AdminSession> {
         let app = app(ctx)?;
         app.limits.login(client_address(ctx))?;
         let admin = admins::authenticate(&app.db, &email, &password).await?;
         let (token, expires_at) = app.jwt.issue(admin.id, admin.password_changed_at, now())?;
-        Ok(AdminSession { token, expires_at, admin: admin.into() })
+        Ok(AdminSession {
+            token,
+            expires_at,
+            admin: admin.into(),
+        })
     }
 }

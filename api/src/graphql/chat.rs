@@ -94,19 +94,30 @@ impl ChatQuery {
         viewer.require_admin()?;
         let filter = filter.unwrap_or_default();
         let filter = ServiceFilter {
-            statuses: filter.status.unwrap_or_default().into_iter().map(Into::into).collect(),
+            statuses: filter
+                .status
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
             updated_after: filter.updated_after,
             updated_before: filter.updated_before,
             search: filter.search,
             unread_only: filter.unread_only.unwrap_or(false),
         };
-        let first = u64::try_from(first).map_err(|_| Error::bad_input("first must not be negative"))?;
+        let first =
+            u64::try_from(first).map_err(|_| Error::bad_input("first must not be negative"))?;
         let after = after.as_deref().map(Cursor::decode).transpose()?;
-        let (found, has_next_page) = chats::list(&app(ctx)?.db, viewer, &filter, first, after).await?;
+        let (found, has_next_page) =
+            chats::list(&app(ctx)?.db, viewer, &filter, first, after).await?;
         let edges: Vec<ChatEdge> = found
             .into_iter()
             .map(|chat| ChatEdge {
-                cursor: Cursor { at: chats::activity_of(&chat), id: chat.id }.encode(),
+                cursor: Cursor {
+                    at: chats::activity_of(&chat),
+                    id: chat.id,
+                }
+                .encode(),
                 node: Chat::new(chat, crate::auth::viewer::Side::Admin),
             })
             .collect();
@@ -141,7 +152,11 @@ pub struct ChatMutation;
 #[Object]
 impl ChatMutation {
     /// Starts a chat (anyone; rate-limited per client address) and returns its visitor token.
-    async fn start_chat(&self, ctx: &Context<'_>, input: Option<StartChatInput>) -> Result<StartChatPayload> {
+    async fn start_chat(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<StartChatInput>,
+    ) -> Result<StartChatPayload> {
         let app = app(ctx)?;
         app.limits.start_chat(client_address(ctx))?;
         let input = input.unwrap_or_default();
@@ -152,7 +167,10 @@ impl ChatMutation {
             source_page: input.source_page,
         };
         let (chat, chat_token) = chats::start(&app.db, &app.bus, new).await?;
-        Ok(StartChatPayload { chat: Chat::new(chat, crate::auth::viewer::Side::Visitor), chat_token })
+        Ok(StartChatPayload {
+            chat: Chat::new(chat, crate::auth::viewer::Side::Visitor),
+            chat_token,
+        })
     }
 
     /// Sends a message as the visitor or an admin (from the credential). Needs a body or at
@@ -176,7 +194,10 @@ impl ChatMutation {
         let client_message_id = domain::client_message_id(client_message_id.as_deref())?;
         let uploads = attachments.unwrap_or_default();
         if uploads.len() > app.settings.max_files {
-            return Err(Error::TooManyFiles { max: app.settings.max_files }.into());
+            return Err(Error::TooManyFiles {
+                max: app.settings.max_files,
+            }
+            .into());
         }
         // A retry of a stored message returns it before any file is processed again.
         if let Some(client_id) = client_message_id.as_deref()
@@ -186,7 +207,11 @@ impl ChatMutation {
             return Ok(Message::new(existing, &chat));
         }
         let files = crate::files::accept_uploads(ctx, app, &uploads).await?;
-        let new = NewMessage { body, client_message_id, attachments: files.rows() };
+        let new = NewMessage {
+            body,
+            client_message_id,
+            attachments: files.rows(),
+        };
         match messages::send(&app.db, &app.bus, viewer, chat_id, new).await {
             Ok(sent) => {
                 if !sent.created {
@@ -212,7 +237,12 @@ impl ChatMutation {
     }
 
     /// Changes the visitor's details: the visitor of the chat, or an admin.
-    async fn update_visitor(&self, ctx: &Context<'_>, chat_id: Uuid, input: VisitorInput) -> Result<Chat> {
+    async fn update_visitor(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: Uuid,
+        input: VisitorInput,
+    ) -> Result<Chat> {
         let app = app(ctx)?;
         let viewer = viewer(ctx);
         let side = viewer.require_chat(chat_id)?;
@@ -226,7 +256,12 @@ impl ChatMutation {
     }
 
     /// Sets a chat's status (admins).
-    async fn set_chat_status(&self, ctx: &Context<'_>, chat_id: Uuid, status: ChatStatus) -> Result<Chat> {
+    async fn set_chat_status(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: Uuid,
+        status: ChatStatus,
+    ) -> Result<Chat> {
         let app = app(ctx)?;
         let viewer = viewer(ctx);
         let chat = chats::set_status(&app.db, &app.bus, viewer, chat_id, status.into()).await?;
@@ -242,7 +277,11 @@ impl ChatMutation {
         // The chat must exist (an admin may name any id).
         chats::get(&app.db, viewer, chat_id).await?;
         app.bus
-            .publish(Notice::new(NoticeKind::Typing, chat_id).from_side(side).typing(typing))
+            .publish(
+                Notice::new(NoticeKind::Typing, chat_id)
+                    .from_side(side)
+                    .typing(typing),
+            )
             .await;
         Ok(typing)
     }

@@ -6,7 +6,9 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use async_graphql::http::{GraphiQLSource, MultipartOptions, receive_batch_body};
-use async_graphql::{BatchRequest, Data, ErrorExtensions, ParseRequestError, Response, ServerError, Value};
+use async_graphql::{
+    BatchRequest, Data, ErrorExtensions, ParseRequestError, Response, ServerError, Value,
+};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
@@ -34,7 +36,12 @@ pub struct GraphqlState {
 }
 
 pub async fn graphiql() -> impl IntoResponse {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
 }
 
 fn error_response(status: StatusCode, error: Error) -> axum::response::Response {
@@ -52,7 +59,9 @@ pub async fn graphql_post(
     body: Body,
 ) -> axum::response::Response {
     let app = &state.app;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     if crate::web::violates_csrf_rule(content_type, &headers) {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -63,7 +72,9 @@ pub async fn graphql_post(
         );
     }
 
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let viewer = match Viewer::from_authorization(&app.db, &app.jwt, authorization).await {
         Ok(viewer) => viewer,
         Err(error) => return error_response(error.status(), error),
@@ -74,7 +85,10 @@ pub async fn graphql_post(
         // One more than allowed, so the stream limit leaves room for the operations and map
         // parts; the count itself is checked in `sendMessage` (TOO_MANY_FILES).
         .max_num_files(app.settings.max_files + 1);
-    let reader = body.into_data_stream().map_err(std::io::Error::other).into_async_read();
+    let reader = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .into_async_read();
     let batch = match receive_batch_body(content_type, reader, options).await {
         Ok(batch) => batch,
         Err(error) => return parse_error_response(error, app),
@@ -83,10 +97,17 @@ pub async fn graphql_post(
         return error_response(StatusCode::BAD_REQUEST, error);
     }
 
-    let batch = batch.data(viewer).data(ClientAddress(client_ip(&headers, peer, app.settings.trust_proxy)));
+    let batch = batch.data(viewer).data(ClientAddress(client_ip(
+        &headers,
+        peer,
+        app.settings.trust_proxy,
+    )));
     // async-graphql has panicked on crafted input before; a panic must cost one request, not
     // the process, and must look like any other internal error.
-    let response = match AssertUnwindSafe(state.schema.execute_batch(batch)).catch_unwind().await {
+    let response = match AssertUnwindSafe(state.schema.execute_batch(batch))
+        .catch_unwind()
+        .await
+    {
         Ok(response) => response,
         Err(_) => {
             tracing::error!("a GraphQL request panicked");
@@ -101,12 +122,16 @@ pub async fn graphql_post(
 
 fn parse_error_response(error: ParseRequestError, app: &AppState) -> axum::response::Response {
     let error = match error {
-        ParseRequestError::PayloadTooLarge => Error::FileTooLarge { max_bytes: app.settings.max_file_bytes },
+        ParseRequestError::PayloadTooLarge => Error::FileTooLarge {
+            max_bytes: app.settings.max_file_bytes,
+        },
         ParseRequestError::Io(ref io) if io.kind() == std::io::ErrorKind::Other => {
             // The body limit layer (or a dropped connection) cut the stream.
             Error::bad_input(format!("the request body could not be read: {io}"))
         }
-        ParseRequestError::UnsupportedBatch => Error::bad_input("batched requests are not supported here"),
+        ParseRequestError::UnsupportedBatch => {
+            Error::bad_input("batched requests are not supported here")
+        }
         other => Error::bad_input(format!("malformed GraphQL request: {other}")),
     };
     error_response(error.status(), error)
@@ -122,14 +147,24 @@ fn check_batch(batch: &BatchRequest) -> Result<(), Error> {
         return Err(Error::bad_input("an empty batch"));
     }
     if requests.len() > MAX_BATCH {
-        return Err(Error::bad_input(format!("at most {MAX_BATCH} operations per batch")));
+        return Err(Error::bad_input(format!(
+            "at most {MAX_BATCH} operations per batch"
+        )));
     }
     for request in requests {
         if request.query.contains(FILE_MARKER.trim_end_matches(':')) {
-            return Err(Error::bad_input("files travel as multipart parts, not in the query text"));
+            return Err(Error::bad_input(
+                "files travel as multipart parts, not in the query text",
+            ));
         }
-        if !request.variables.values().all(|value| markers_are_valid(value, request.uploads.len())) {
-            return Err(Error::bad_input("a variable names a file part that was not sent"));
+        if !request
+            .variables
+            .values()
+            .all(|value| markers_are_valid(value, request.uploads.len()))
+        {
+            return Err(Error::bad_input(
+                "a variable names a file part that was not sent",
+            ));
         }
     }
     Ok(())
@@ -177,9 +212,10 @@ pub async fn graphql_ws(
                         .or_else(|| payload.get("Authorization"))
                         .and_then(|v| v.as_str())
                         .map(str::to_owned);
-                    let viewer = Viewer::from_authorization(&app.db, &app.jwt, authorization.as_deref())
-                        .await
-                        .map_err(|error| error.extend())?;
+                    let viewer =
+                        Viewer::from_authorization(&app.db, &app.jwt, authorization.as_deref())
+                            .await
+                            .map_err(|error| error.extend())?;
                     let mut data = Data::default();
                     data.insert(viewer);
                     data.insert(ClientAddress(address));

@@ -20,8 +20,13 @@ impl Loader<Uuid> for LastMessageLoader {
     type Error = Arc<Error>;
 
     async fn load(&self, chat_ids: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
-        let found = messages::last_messages(&self.0, chat_ids).await.map_err(Arc::new)?;
-        Ok(found.into_iter().map(|message| (message.chat_id, message)).collect())
+        let found = messages::last_messages(&self.0, chat_ids)
+            .await
+            .map_err(Arc::new)?;
+        Ok(found
+            .into_iter()
+            .map(|message| (message.chat_id, message))
+            .collect())
     }
 }
 
@@ -35,11 +40,18 @@ impl Loader<(Side, Uuid)> for UnreadCountLoader {
     async fn load(&self, keys: &[(Side, Uuid)]) -> Result<HashMap<(Side, Uuid), i64>, Self::Error> {
         let mut counts = HashMap::new();
         for side in [Side::Admin, Side::Visitor] {
-            let ids: Vec<Uuid> = keys.iter().filter(|(s, _)| *s == side).map(|(_, id)| *id).collect();
+            let ids: Vec<Uuid> = keys
+                .iter()
+                .filter(|(s, _)| *s == side)
+                .map(|(_, id)| *id)
+                .collect();
             if ids.is_empty() {
                 continue;
             }
-            for (chat_id, count) in chats::unread_counts(&self.0, side, &ids).await.map_err(Arc::new)? {
+            for (chat_id, count) in chats::unread_counts(&self.0, side, &ids)
+                .await
+                .map_err(Arc::new)?
+            {
                 counts.insert((side, chat_id), count);
             }
         }
@@ -55,8 +67,14 @@ impl Loader<Uuid> for AttachmentsLoader {
 
     async fn load(&self, message_ids: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
         let mut by_message: HashMap<Uuid, Self::Value> = HashMap::new();
-        for attachment in messages::attachments_of(&self.0, message_ids).await.map_err(Arc::new)? {
-            by_message.entry(attachment.chat_message_id).or_default().push(attachment);
+        for attachment in messages::attachments_of(&self.0, message_ids)
+            .await
+            .map_err(Arc::new)?
+        {
+            by_message
+                .entry(attachment.chat_message_id)
+                .or_default()
+                .push(attachment);
         }
         Ok(by_message)
     }

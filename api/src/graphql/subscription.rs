@@ -106,43 +106,58 @@ impl Subscription {
     }
 }
 
-fn events(app: AppState, viewer: Viewer, side: Side, only_chat: Option<Uuid>) -> impl Stream<Item = ChatEvent> {
+fn events(
+    app: AppState,
+    viewer: Viewer,
+    side: Side,
+    only_chat: Option<Uuid>,
+) -> impl Stream<Item = ChatEvent> {
     let receiver = app.bus.subscribe();
-    futures_util::stream::unfold((receiver, app, viewer), move |(mut receiver, app, viewer)| async move {
-        loop {
-            let notice = match receiver.recv().await {
-                Ok(notice) => notice,
-                // Fell behind: skip what was lost; clients re-sync by polling on reconnect.
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return None,
-            };
-            if only_chat.is_some_and(|id| id != notice.chat_id) {
-                continue;
-            }
-            // Typing goes to the other side only.
-            if notice.kind == NoticeKind::Typing && notice.side.map(Side::from) == Some(side) {
-                continue;
-            }
-            match resolve(&app, &viewer, side, notice).await {
-                Ok(Some(event)) => return Some((event, (receiver, app, viewer))),
-                Ok(None) => continue,
-                Err(error) => {
-                    tracing::warn!(error = ?error, "could not resolve a chat event; skipped");
+    futures_util::stream::unfold(
+        (receiver, app, viewer),
+        move |(mut receiver, app, viewer)| async move {
+            loop {
+                let notice = match receiver.recv().await {
+                    Ok(notice) => notice,
+                    // Fell behind: skip what was lost; clients re-sync by polling on reconnect.
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return None,
+                };
+                if only_chat.is_some_and(|id| id != notice.chat_id) {
                     continue;
                 }
+                // Typing goes to the other side only.
+                if notice.kind == NoticeKind::Typing && notice.side.map(Side::from) == Some(side) {
+                    continue;
+                }
+                match resolve(&app, &viewer, side, notice).await {
+                    Ok(Some(event)) => return Some((event, (receiver, app, viewer))),
+                    Ok(None) => continue,
+                    Err(error) => {
+                        tracing::warn!(error = ?error, "could not resolve a chat event; skipped");
+                        continue;
+                    }
+                }
             }
-        }
-    })
+        },
+    )
 }
 
-async fn resolve(app: &AppState, viewer: &Viewer, side: Side, notice: Notice) -> crate::error::Result<Option<ChatEvent>> {
+async fn resolve(
+    app: &AppState,
+    viewer: &Viewer,
+    side: Side,
+    notice: Notice,
+) -> crate::error::Result<Option<ChatEvent>> {
     let chat = match chats::get(&app.db, viewer, notice.chat_id).await {
         Ok(chat) => chat,
         Err(crate::error::Error::NotFound(_)) => return Ok(None),
         Err(error) => return Err(error),
     };
     let message = match notice.message_id {
-        Some(id) => messages::get(&app.db, id).await?.map(|message| Message::new(message, &chat)),
+        Some(id) => messages::get(&app.db, id)
+            .await?
+            .map(|message| Message::new(message, &chat)),
         None => None,
     };
     Ok(Some(ChatEvent {

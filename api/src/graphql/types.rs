@@ -122,7 +122,10 @@ impl Chat {
     /// How many of the other side's messages the viewer's side has not read.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
         let loader = ctx.data::<DataLoader<UnreadCountLoader>>()?;
-        let count = loader.load_one((self.side, self.model.id)).await.map_err(shared)?;
+        let count = loader
+            .load_one((self.side, self.model.id))
+            .await
+            .map_err(shared)?;
         Ok(count.unwrap_or(0).try_into().unwrap_or(i32::MAX))
     }
 
@@ -137,8 +140,11 @@ impl Chat {
         before: Option<String>,
     ) -> Result<MessageConnection> {
         let count = |n: Option<i32>, name: &str| -> std::result::Result<Option<u64>, Error> {
-            n.map(|n| u64::try_from(n).map_err(|_| Error::bad_input(format!("{name} must not be negative"))))
-                .transpose()
+            n.map(|n| {
+                u64::try_from(n)
+                    .map_err(|_| Error::bad_input(format!("{name} must not be negative")))
+            })
+            .transpose()
         };
         let args = PageArgs {
             first: count(first, "first")?,
@@ -221,7 +227,11 @@ impl Message {
     async fn attachments(&self, ctx: &Context<'_>) -> Result<Vec<Attachment>> {
         let loader = ctx.data::<DataLoader<AttachmentsLoader>>()?;
         let found = loader.load_one(self.model.id).await.map_err(shared)?;
-        Ok(found.unwrap_or_default().into_iter().map(Attachment).collect())
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(Attachment)
+            .collect())
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
@@ -359,7 +369,11 @@ pub struct Admin {
 
 impl From<admin::Model> for Admin {
     fn from(model: admin::Model) -> Self {
-        Self { id: model.id, email: model.email, name: model.name }
+        Self {
+            id: model.id,
+            email: model.email,
+            name: model.name,
+        }
     }
 }
 

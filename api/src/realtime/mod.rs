@@ -56,7 +56,13 @@ impl From<SideName> for Side {
 
 impl Notice {
     pub fn new(kind: NoticeKind, chat_id: Uuid) -> Self {
-        Self { kind, chat_id, message_id: None, typing: None, side: None }
+        Self {
+            kind,
+            chat_id,
+            message_id: None,
+            typing: None,
+            side: None,
+        }
     }
 
     pub fn with_message(mut self, message_id: Uuid) -> Self {

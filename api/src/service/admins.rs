@@ -4,8 +4,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngExt;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
@@ -25,7 +25,9 @@ pub async fn create(
     let name = domain::short_text("name", name, 200)?;
     password::check_strength(password)?;
     if find_by_email(db, &email).await?.is_some() {
-        return Err(Error::bad_input(format!("an admin with email {email} exists already")));
+        return Err(Error::bad_input(format!(
+            "an admin with email {email} exists already"
+        )));
     }
     let password_hash = password::hash(password.to_owned()).await?;
     let at = now();
@@ -43,10 +45,16 @@ pub async fn create(
 }
 
 /// Changes the password; every JWT issued before is refused from now on.
-pub async fn set_password(db: &impl ConnectionTrait, email: &str, password: &str) -> Result<admin::Model> {
+pub async fn set_password(
+    db: &impl ConnectionTrait,
+    email: &str,
+    password: &str,
+) -> Result<admin::Model> {
     password::check_strength(password)?;
     let email = email.trim().to_lowercase();
-    let admin = find_by_email(db, &email).await?.ok_or(Error::NotFound("admin"))?;
+    let admin = find_by_email(db, &email)
+        .await?
+        .ok_or(Error::NotFound("admin"))?;
     let password_hash = password::hash(password.to_owned()).await?;
     let mut active = admin.into_active_model();
     active.password_hash = Set(password_hash);
@@ -55,11 +63,17 @@ pub async fn set_password(db: &impl ConnectionTrait, email: &str, password: &str
 }
 
 pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<admin::Model>> {
-    Ok(admin::Entity::find().order_by_asc(admin::Column::CreatedAt).all(db).await?)
+    Ok(admin::Entity::find()
+        .order_by_asc(admin::Column::CreatedAt)
+        .all(db)
+        .await?)
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<admin::Model> {
-    admin::Entity::find_by_id(id).one(db).await?.ok_or(Error::NotFound("admin"))
+    admin::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("admin"))
 }
 
 async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> Result<Option<admin::Model>> {
@@ -71,9 +85,15 @@ async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> Result<Option<
 
 /// Checks a sign-in. Unknown email and wrong password look the same, and take the same time:
 /// an unknown email still pays for one hash verification.
-pub async fn authenticate(db: &impl ConnectionTrait, email: &str, password: &str) -> Result<admin::Model> {
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    email: &str,
+    password: &str,
+) -> Result<admin::Model> {
     let found = find_by_email(db, email).await?;
-    let stored_hash = found.as_ref().map_or_else(|| DUMMY_HASH.to_owned(), |a| a.password_hash.clone());
+    let stored_hash = found
+        .as_ref()
+        .map_or_else(|| DUMMY_HASH.to_owned(), |a| a.password_hash.clone());
     let ok = password::verify(password.to_owned(), stored_hash).await?;
     match found {
         Some(admin) if ok => {

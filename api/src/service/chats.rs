@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseConnection, DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -55,7 +55,11 @@ pub fn activity_of(chat: &chat::Model) -> DateTime<Utc> {
     chat.last_message_at.unwrap_or(chat.created_at)
 }
 
-pub async fn start(db: &DatabaseConnection, bus: &EventBus, input: NewChat) -> Result<(chat::Model, String)> {
+pub async fn start(
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    input: NewChat,
+) -> Result<(chat::Model, String)> {
     let visitor_name = domain::short_text("visitorName", input.visitor_name.as_deref(), 200)?;
     let visitor_email = domain::email(input.visitor_email.as_deref())?;
     let visitor_phone = domain::phone(input.visitor_phone.as_deref())?;
@@ -80,7 +84,8 @@ pub async fn start(db: &DatabaseConnection, bus: &EventBus, input: NewChat) -> R
     let chat = chat.insert(&txn).await?;
     record(&txn, chat.id, EventKind::Started, "visitor", None).await?;
     txn.commit().await?;
-    bus.publish(Notice::new(NoticeKind::ChatStarted, chat.id)).await;
+    bus.publish(Notice::new(NoticeKind::ChatStarted, chat.id))
+        .await;
     Ok((chat, token))
 }
 
@@ -112,9 +117,17 @@ pub async fn set_status(
     active.updated_at = Set(now());
     let chat = active.update(&txn).await?;
     let data = serde_json::json!({ "from": status_name(from), "to": status_name(status) });
-    record(&txn, chat_id, EventKind::StatusChanged, &viewer.actor(), Some(data)).await?;
+    record(
+        &txn,
+        chat_id,
+        EventKind::StatusChanged,
+        &viewer.actor(),
+        Some(data),
+    )
+    .await?;
     txn.commit().await?;
-    bus.publish(Notice::new(NoticeKind::StatusChanged, chat_id)).await;
+    bus.publish(Notice::new(NoticeKind::StatusChanged, chat_id))
+        .await;
     Ok(chat)
 }
 
@@ -130,8 +143,14 @@ pub async fn update_visitor(
         .name
         .map(|v| domain::short_text("name", v.as_deref(), 200))
         .transpose()?;
-    let email = changes.email.map(|v| domain::email(v.as_deref())).transpose()?;
-    let phone = changes.phone.map(|v| domain::phone(v.as_deref())).transpose()?;
+    let email = changes
+        .email
+        .map(|v| domain::email(v.as_deref()))
+        .transpose()?;
+    let phone = changes
+        .phone
+        .map(|v| domain::phone(v.as_deref()))
+        .transpose()?;
 
     let txn = db.begin().await?;
     let chat = get(&txn, viewer, chat_id).await?;
@@ -161,9 +180,17 @@ pub async fn update_visitor(
     active.updated_at = Set(now());
     let chat = active.update(&txn).await?;
     let data = serde_json::json!({ "fields": changed });
-    record(&txn, chat_id, EventKind::VisitorUpdated, &viewer.actor(), Some(data)).await?;
+    record(
+        &txn,
+        chat_id,
+        EventKind::VisitorUpdated,
+        &viewer.actor(),
+        Some(data),
+    )
+    .await?;
     txn.commit().await?;
-    bus.publish(Notice::new(NoticeKind::VisitorUpdated, chat_id)).await;
+    bus.publish(Notice::new(NoticeKind::VisitorUpdated, chat_id))
+        .await;
     Ok(chat)
 }
 
@@ -183,7 +210,9 @@ pub async fn mark_read(
         Side::Visitor => chat.visitor_last_read_at,
     };
     // Nothing new since the last mark: no write, no event.
-    let Some(last_message_at) = chat.last_message_at else { return Ok(chat) };
+    let Some(last_message_at) = chat.last_message_at else {
+        return Ok(chat);
+    };
     if read_mark.is_some_and(|mark| mark >= last_message_at) {
         return Ok(chat);
     }
@@ -196,7 +225,8 @@ pub async fn mark_read(
     let chat = active.update(&txn).await?;
     record(&txn, chat_id, EventKind::Read, &viewer.actor(), None).await?;
     txn.commit().await?;
-    bus.publish(Notice::new(NoticeKind::Read, chat_id).from_side(side)).await;
+    bus.publish(Notice::new(NoticeKind::Read, chat_id).from_side(side))
+        .await;
     Ok(chat)
 }
 
@@ -214,7 +244,10 @@ pub async fn list(
     if let Some(after) = after {
         query = query.filter(Expr::cust_with_values(
             format!("({ACTIVITY}, chats.id) < (?, ?)"),
-            [sea_orm::Value::from(after.at), sea_orm::Value::from(after.id)],
+            [
+                sea_orm::Value::from(after.at),
+                sea_orm::Value::from(after.id),
+            ],
         ));
     }
     let mut chats = query
@@ -262,7 +295,10 @@ fn conditions(backend: DbBackend, filter: &ChatFilter) -> Condition {
 
 /// `%term%` with LIKE's wildcards removed from the term: search is for substrings, not patterns.
 fn search_pattern(term: &str) -> Option<String> {
-    let term: String = term.chars().filter(|c| !matches!(c, '%' | '_' | '\\')).collect();
+    let term: String = term
+        .chars()
+        .filter(|c| !matches!(c, '%' | '_' | '\\'))
+        .collect();
     let term = term.trim();
     (!term.is_empty()).then(|| format!("%{term}%"))
 }
@@ -276,12 +312,18 @@ fn search_condition(backend: DbBackend, pattern: String) -> SimpleExpr {
             "(chats.id IN (SELECT m.chat_id FROM chat_messages m WHERE m.message ILIKE ?) \
              OR (COALESCE(chats.visitor_name, '') || ' ' || COALESCE(chats.visitor_email, '') \
                  || ' ' || COALESCE(chats.visitor_phone, '')) ILIKE ?)",
-            [sea_orm::Value::from(pattern.clone()), sea_orm::Value::from(pattern)],
+            [
+                sea_orm::Value::from(pattern.clone()),
+                sea_orm::Value::from(pattern),
+            ],
         ),
         _ => Expr::cust_with_values(
             "(chats.id IN (SELECT chat_id FROM chat_messages_fts WHERE message LIKE ?) \
              OR chats.id IN (SELECT chat_id FROM chats_fts WHERE visitor LIKE ?))",
-            [sea_orm::Value::from(pattern.clone()), sea_orm::Value::from(pattern)],
+            [
+                sea_orm::Value::from(pattern.clone()),
+                sea_orm::Value::from(pattern),
+            ],
         ),
     }
 }

@@ -15,7 +15,11 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.at.timestamp_micros(), self.id.simple()))
+        URL_SAFE_NO_PAD.encode(format!(
+            "{}:{}",
+            self.at.timestamp_micros(),
+            self.id.simple()
+        ))
     }
 
     pub fn decode(text: &str) -> Result<Self> {
@@ -39,7 +43,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        let cursor = Cursor { at: crate::clock::now(), id: Uuid::now_v7() };
+        let cursor = Cursor {
+            at: crate::clock::now(),
+            id: Uuid::now_v7(),
+        };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
         assert!(Cursor::decode("nonsense!").is_err());
         assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode("12:not-a-uuid")).is_err());

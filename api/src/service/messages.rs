@@ -3,8 +3,8 @@
 
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -70,21 +70,28 @@ pub async fn send(
 ) -> Result<Sent> {
     let side = viewer.require_chat(chat_id)?;
     if new.body.is_none() && new.attachments.is_empty() {
-        return Err(Error::bad_input("a message needs a body or at least one attachment"));
+        return Err(Error::bad_input(
+            "a message needs a body or at least one attachment",
+        ));
     }
     let txn = db.begin().await?;
     let chat = chats::get(&txn, viewer, chat_id).await?;
     if let Some(client_id) = new.client_message_id.as_deref()
         && let Some(message) = find_by_client_id(&txn, chat_id, client_id).await?
     {
-        return Ok(Sent { message, chat, created: false });
+        return Ok(Sent {
+            message,
+            chat,
+            created: false,
+        });
     }
 
     let at = now().max(chat.last_message_at.unwrap_or_default());
     let (sender_type, sender_label) = match viewer {
-        Viewer::Admin(admin) => {
-            (SenderType::Admin, Some(admin.name.clone().unwrap_or_else(|| admin.email.clone())))
-        }
+        Viewer::Admin(admin) => (
+            SenderType::Admin,
+            Some(admin.name.clone().unwrap_or_else(|| admin.email.clone())),
+        ),
         _ => (SenderType::Visitor, chat.visitor_name.clone()),
     };
     let message = chat_message::ActiveModel {
@@ -100,21 +107,26 @@ pub async fn send(
     .await?;
 
     if !new.attachments.is_empty() {
-        let rows = new.attachments.into_iter().map(|file| chat_attachment::ActiveModel {
-            id: Set(file.id),
-            chat_message_id: Set(message.id),
-            original_name: Set(file.original_name),
-            mime_type: Set(file.mime_type),
-            size_bytes: Set(file.size_bytes),
-            sha256: Set(file.sha256),
-            storage_path: Set(file.storage_path),
-            width: Set(file.width),
-            height: Set(file.height),
-            thumbnail_path: Set(file.thumbnail_path),
-            purged_at: Set(None),
-            created_at: Set(at),
-        });
-        chat_attachment::Entity::insert_many(rows).exec(&txn).await?;
+        let rows = new
+            .attachments
+            .into_iter()
+            .map(|file| chat_attachment::ActiveModel {
+                id: Set(file.id),
+                chat_message_id: Set(message.id),
+                original_name: Set(file.original_name),
+                mime_type: Set(file.mime_type),
+                size_bytes: Set(file.size_bytes),
+                sha256: Set(file.sha256),
+                storage_path: Set(file.storage_path),
+                width: Set(file.width),
+                height: Set(file.height),
+                thumbnail_path: Set(file.thumbnail_path),
+                purged_at: Set(None),
+                created_at: Set(at),
+            });
+        chat_attachment::Entity::insert_many(rows)
+            .exec(&txn)
+            .await?;
     }
 
     let reopened = side == Side::Visitor && chat.status == ChatStatus::Closed;
@@ -127,18 +139,35 @@ pub async fn send(
     }
     if reopened {
         active.status = Set(ChatStatus::Open);
-        let data = serde_json::json!({ "from": "closed", "to": "open", "reason": "visitor message" });
-        chats::record(&txn, chat_id, EventKind::StatusChanged, &viewer.actor(), Some(data)).await?;
+        let data =
+            serde_json::json!({ "from": "closed", "to": "open", "reason": "visitor message" });
+        chats::record(
+            &txn,
+            chat_id,
+            EventKind::StatusChanged,
+            &viewer.actor(),
+            Some(data),
+        )
+        .await?;
     }
     let chat = active.update(&txn).await?;
     txn.commit().await?;
 
-    bus.publish(Notice::new(NoticeKind::MessageAdded, chat_id).with_message(message.id).from_side(side))
-        .await;
+    bus.publish(
+        Notice::new(NoticeKind::MessageAdded, chat_id)
+            .with_message(message.id)
+            .from_side(side),
+    )
+    .await;
     if reopened {
-        bus.publish(Notice::new(NoticeKind::StatusChanged, chat_id)).await;
+        bus.publish(Notice::new(NoticeKind::StatusChanged, chat_id))
+            .await;
     }
-    Ok(Sent { message, chat, created: true })
+    Ok(Sent {
+        message,
+        chat,
+        created: true,
+    })
 }
 
 /// Relay-style paging arguments for a thread.
@@ -161,7 +190,10 @@ pub const MAX_MESSAGES: u64 = 100;
 const DEFAULT_MESSAGES: u64 = 50;
 
 pub fn cursor_of(message: &chat_message::Model) -> Cursor {
-    Cursor { at: message.created_at, id: message.id }
+    Cursor {
+        at: message.created_at,
+        id: message.id,
+    }
 }
 
 /// A page of a thread, chronological. `last` takes the newest of the window (for the first
@@ -174,13 +206,19 @@ pub async fn page(db: &impl ConnectionTrait, chat_id: Uuid, args: PageArgs) -> R
     if let Some(after) = args.after {
         query = query.filter(Expr::cust_with_values(
             "(chat_messages.created_at, chat_messages.id) > (?, ?)",
-            [sea_orm::Value::from(after.at), sea_orm::Value::from(after.id)],
+            [
+                sea_orm::Value::from(after.at),
+                sea_orm::Value::from(after.id),
+            ],
         ));
     }
     if let Some(before) = args.before {
         query = query.filter(Expr::cust_with_values(
             "(chat_messages.created_at, chat_messages.id) < (?, ?)",
-            [sea_orm::Value::from(before.at), sea_orm::Value::from(before.id)],
+            [
+                sea_orm::Value::from(before.at),
+                sea_orm::Value::from(before.id),
+            ],
         ));
     }
     if let Some(last) = args.last {
@@ -194,9 +232,16 @@ pub async fn page(db: &impl ConnectionTrait, chat_id: Uuid, args: PageArgs) -> R
         let has_previous = messages.len() as u64 > last;
         messages.truncate(last as usize);
         messages.reverse();
-        return Ok(Page { messages, has_previous, has_next: args.before.is_some() });
+        return Ok(Page {
+            messages,
+            has_previous,
+            has_next: args.before.is_some(),
+        });
     }
-    let first = args.first.unwrap_or(DEFAULT_MESSAGES).clamp(1, MAX_MESSAGES);
+    let first = args
+        .first
+        .unwrap_or(DEFAULT_MESSAGES)
+        .clamp(1, MAX_MESSAGES);
     let mut messages = query
         .order_by_asc(chat_message::Column::CreatedAt)
         .order_by_asc(chat_message::Column::Id)
@@ -205,7 +250,11 @@ pub async fn page(db: &impl ConnectionTrait, chat_id: Uuid, args: PageArgs) -> R
         .await?;
     let has_next = messages.len() as u64 > first;
     messages.truncate(first as usize);
-    Ok(Page { messages, has_previous: args.after.is_some(), has_next })
+    Ok(Page {
+        messages,
+        has_previous: args.after.is_some(),
+        has_next,
+    })
 }
 
 /// The newest message of each chat, one index probe per chat, in one statement.
@@ -245,6 +294,9 @@ pub async fn attachments_of(
         .await?)
 }
 
-pub async fn get(db: &impl ConnectionTrait, message_id: Uuid) -> Result<Option<chat_message::Model>> {
+pub async fn get(
+    db: &impl ConnectionTrait,
+    message_id: Uuid,
+) -> Result<Option<chat_message::Model>> {
     Ok(chat_message::Entity::find_by_id(message_id).one(db).await?)
 }
