@@ -69,10 +69,15 @@ impl Application {
             .await
             .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", settings.bind))?;
 
+        let bus = if settings.is_postgres() {
+            EventBus::postgres(db.clone())
+        } else {
+            EventBus::in_process()
+        };
         let state = AppState::new(Inner {
             jwt: JwtKeys::new(jwt_secret.expose().as_bytes()),
             file_secret: jwt_secret,
-            bus: EventBus::new(),
+            bus,
             limits: RateLimits::new(&settings),
             query_count,
             db,
@@ -131,7 +136,16 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
             limits.prune();
         }
     });
-    vec![prune]
+    let mut tasks = vec![prune];
+    if state.settings.is_postgres() {
+        tasks.push(tokio::spawn(
+            state
+                .bus
+                .clone()
+                .listen(state.settings.database_url.clone()),
+        ));
+    }
+    tasks
 }
 
 async fn shutdown_signal() {

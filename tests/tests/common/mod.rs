@@ -8,6 +8,8 @@ use api::{Application, Settings};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+pub mod ws;
+
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "correct horse battery";
 
@@ -270,6 +272,27 @@ impl TestApp {
             )
             .await;
         data["login"]["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A second server on the same database, as behind a load balancer.
+    pub async fn spawn_another(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = test_settings(&dir, &self.database_url);
+        let app = Application::build(settings)
+            .await
+            .expect("the second app builds");
+        let port = app.port();
+        let state = app.state().clone();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            client: reqwest::Client::new(),
+            state,
+            dir,
+            database_url: self.database_url.clone(),
+            postgres: None,
+        }
     }
 
     pub fn query_count(&self) -> u64 {
