@@ -80,6 +80,7 @@ impl Application {
             bus,
             limits: RateLimits::new(&settings),
             query_count,
+            open_sockets: Default::default(),
             db,
             settings,
         });

@@ -112,6 +112,8 @@ pub struct Settings {
     pub rate_send_per_min: u32,
     pub rate_login_per_min: u32,
     pub introspection: bool,
+    /// Open WebSockets allowed per client address.
+    pub max_sockets_per_address: usize,
     pub admin_email: Option<String>,
     pub admin_password: Option<Secret>,
 }
@@ -252,6 +254,11 @@ impl Settings {
                 "CHATDESK_INTROSPECTION",
                 var("CHATDESK_INTROSPECTION"),
                 true,
+            )?,
+            max_sockets_per_address: number(
+                "CHATDESK_MAX_SOCKETS_PER_ADDRESS",
+                var("CHATDESK_MAX_SOCKETS_PER_ADDRESS"),
+                50,
             )?,
             admin_email: var("CHATDESK_ADMIN_EMAIL"),
             admin_password: var("CHATDESK_ADMIN_PASSWORD").map(Secret::new),

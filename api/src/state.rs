@@ -24,6 +24,8 @@ pub struct Inner {
     pub limits: Arc<RateLimits>,
     /// Statements run since start; tests read it to prove the chat list has no N+1.
     pub query_count: Arc<AtomicU64>,
+    /// Open WebSockets per client address, for the per-address cap.
+    pub open_sockets: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
 }
 
 impl AppState {

@@ -114,7 +114,39 @@ async fn foreign_origins_cannot_open_a_socket(backend: Backend) {
     );
 }
 
+/// Sockets per address are capped, and a socket that never initialises is closed.
+async fn idle_and_excess_sockets_are_refused(backend: Backend) {
+    let app =
+        common::spawn_app_with(backend, |settings| settings.max_sockets_per_address = 2).await;
+    let first = ws::connect(app.port, None).await;
+    let mut second = ws::connect(app.port, None).await;
+    let third = ws::try_connect(app.port, None).await;
+    assert!(
+        third.is_err(),
+        "a third socket from one address must be refused"
+    );
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _fourth = ws::connect(app.port, None).await;
+
+    // `second` never sent connection_init: it is closed after the deadline.
+    use futures_util::StreamExt;
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(Ok(frame)) = second.next().await {
+            if frame.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an uninitialised socket stayed open past the deadline"
+    );
+}
+
 backend_tests!(
+    idle_and_excess_sockets_are_refused,
     visitor_and_admin_hear_each_other,
     a_visitor_cannot_listen_to_another_chat,
     foreign_origins_cannot_open_a_socket,

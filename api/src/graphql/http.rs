@@ -199,14 +199,24 @@ pub async fn graphql_ws(
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let address = client_ip(&headers, peer, state.app.settings.trust_proxy);
+    let Some(slot) = SocketSlot::take(&state.app, address) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many open sockets from this address",
+        )
+            .into_response();
+    };
     let app = state.app.clone();
     let schema = state.schema.clone();
     upgrade
         .protocols(["graphql-transport-ws", "graphql-ws"])
         .on_upgrade(move |socket| async move {
-            GraphQLWebSocket::new(socket, schema, protocol)
+            let _slot = slot;
+            let (initialised, init_seen) = tokio::sync::oneshot::channel::<()>();
+            let serve = GraphQLWebSocket::new(socket, schema, protocol)
                 .keepalive_timeout(Duration::from_secs(30))
                 .on_connection_init(move |payload| async move {
+                    let _ = initialised.send(());
                     let authorization = payload
                         .get("authorization")
                         .or_else(|| payload.get("Authorization"))
@@ -221,7 +231,60 @@ pub async fn graphql_ws(
                     data.insert(ClientAddress(address));
                     Ok(data)
                 })
-                .serve()
-                .await;
+                .serve();
+            // A socket that never says `connection_init` is dropped after the deadline, so idle
+            // upgrades cannot pile up.
+            let deadline = async {
+                if tokio::time::timeout(CONNECTION_INIT_DEADLINE, init_seen)
+                    .await
+                    .is_ok()
+                {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                () = serve => {}
+                () = deadline => tracing::debug!("websocket closed: no connection_init in time"),
+            }
         })
+}
+
+/// One open socket counted against its client address; released on drop.
+struct SocketSlot {
+    app: AppState,
+    address: std::net::IpAddr,
+}
+
+impl SocketSlot {
+    fn take(app: &AppState, address: std::net::IpAddr) -> Option<Self> {
+        let mut open = app
+            .open_sockets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(address).or_insert(0);
+        if *count >= app.settings.max_sockets_per_address {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            app: app.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .app
+            .open_sockets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
 }
