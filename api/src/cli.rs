@@ -30,6 +30,8 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Add a handful of demo chats (both sides talking, several statuses).
+    SeedDemo,
 }
 
 #[derive(Subcommand)]
@@ -142,6 +144,40 @@ async fn run(command: Command) -> Result<(), String> {
                     }
                 }
             }
+            Ok(())
+        }
+        Command::SeedDemo => {
+            let db = connect(&settings).await?;
+            Migrator::up(&db, None)
+                .await
+                .map_err(|e| format!("migration failed: {e}"))?;
+            admins::ensure_first_admin(
+                &db,
+                settings.admin_email.as_deref(),
+                settings
+                    .admin_password
+                    .as_ref()
+                    .map(crate::config::Secret::expose),
+            )
+            .await
+            .map_err(|e| e.message())?;
+            let admin = admins::list(&db)
+                .await
+                .map_err(|e| e.message())?
+                .into_iter()
+                .next();
+            let Some(admin) = admin else {
+                return Err("no admin to answer the demo chats".into());
+            };
+            let viewer = crate::auth::viewer::AdminViewer {
+                id: admin.id,
+                email: admin.email,
+                name: admin.name,
+            };
+            let count = crate::service::demo::seed(&db, viewer)
+                .await
+                .map_err(|e| e.message())?;
+            println!("created {count} demo chats");
             Ok(())
         }
         Command::Schema => Ok(()),

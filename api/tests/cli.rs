@@ -154,3 +154,41 @@ fn schema_command_prints_the_sdl() {
         "{sdl}"
     );
 }
+
+#[test]
+fn seed_demo_creates_chats_with_both_sides_talking() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = chatdesk(dir.path(), &[], &["seed-demo"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created 4 demo chats"));
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        dir.path().join("data/chatdesk.db").display()
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+        let db = Database::connect(&url).await.unwrap();
+        let count = |sql: &'static str| {
+            let db = &db;
+            async move {
+                db.query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .try_get_by_index::<i64>(0)
+                    .unwrap()
+            }
+        };
+        assert_eq!(count("SELECT count(*) FROM chats").await, 4);
+        assert_eq!(
+            count("SELECT count(DISTINCT sender_type) FROM chat_messages").await,
+            2
+        );
+        assert_eq!(count("SELECT count(DISTINCT status) FROM chats").await, 3);
+        assert_eq!(
+            count("SELECT count(*) FROM chats WHERE visitor_name IS NOT NULL").await,
+            3
+        );
+    });
+}

@@ -4,4 +4,5 @@
 pub mod admins;
 pub mod chats;
 pub mod cursor;
+pub mod demo;
 pub mod messages;
