@@ -145,7 +145,29 @@ async fn idle_and_excess_sockets_are_refused(backend: Backend) {
     );
 }
 
+/// One socket may hold a bounded number of subscriptions.
+async fn subscriptions_per_socket_are_capped(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin_token().await;
+    let mut socket = subscribe(app.port, Some(&admin), INBOX_EVENTS, json!({})).await;
+    for id in 2..=25 {
+        socket
+            .subscribe_again(&id.to_string(), INBOX_EVENTS, json!({}))
+            .await;
+    }
+    assert!(
+        !socket.closed_within(Duration::from_millis(300)).await,
+        "25 subscriptions are allowed"
+    );
+    socket.subscribe_again("26", INBOX_EVENTS, json!({})).await;
+    assert!(
+        socket.closed_within(Duration::from_secs(5)).await,
+        "the 26th must close the socket"
+    );
+}
+
 backend_tests!(
+    subscriptions_per_socket_are_capped,
     idle_and_excess_sockets_are_refused,
     visitor_and_admin_hear_each_other,
     a_visitor_cannot_listen_to_another_chat,

@@ -14,7 +14,10 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse};
-use futures_util::{FutureExt, TryStreamExt};
+use std::collections::HashSet;
+
+use axum::extract::ws::Message as WsMessage;
+use futures_util::{FutureExt, Stream, StreamExt, TryStreamExt};
 
 use super::schema::{AppSchema, ClientAddress};
 use crate::auth::Viewer;
@@ -213,7 +216,8 @@ pub async fn graphql_ws(
         .on_upgrade(move |socket| async move {
             let _slot = slot;
             let (initialised, init_seen) = tokio::sync::oneshot::channel::<()>();
-            let serve = GraphQLWebSocket::new(socket, schema, protocol)
+            let (sink, stream) = socket.split();
+            let serve = GraphQLWebSocket::new_with_pair(sink, capped(stream), schema, protocol)
                 .keepalive_timeout(Duration::from_secs(30))
                 .on_connection_init(move |payload| async move {
                     let _ = initialised.send(());
@@ -247,6 +251,37 @@ pub async fn graphql_ws(
                 () = deadline => tracing::debug!("websocket closed: no connection_init in time"),
             }
         })
+}
+
+/// Subscriptions one socket may hold open at once.
+pub const MAX_SUBSCRIPTIONS_PER_SOCKET: usize = 25;
+
+/// Passes client messages through while counting open operations; past the cap the stream
+/// ends, which closes the socket (the client may reconnect with fewer).
+fn capped(
+    stream: impl Stream<Item = Result<WsMessage, axum::Error>>,
+) -> impl Stream<Item = Result<WsMessage, axum::Error>> {
+    stream.scan(HashSet::<String>::new(), |open, message| {
+        if let Ok(WsMessage::Text(text)) = &message
+            && let Ok(value) = serde_json::from_str::<serde_json::Value>(text.as_str())
+            && let Some(id) = value["id"].as_str()
+        {
+            match value["type"].as_str() {
+                Some("subscribe" | "start") => {
+                    open.insert(id.to_owned());
+                }
+                Some("complete" | "stop") => {
+                    open.remove(id);
+                }
+                _ => {}
+            }
+            if open.len() > MAX_SUBSCRIPTIONS_PER_SOCKET {
+                tracing::debug!("websocket closed: too many subscriptions");
+                return std::future::ready(None);
+            }
+        }
+        std::future::ready(Some(message))
+    })
 }
 
 /// One open socket counted against its client address; released on drop.

@@ -5,7 +5,7 @@ use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
     DatabaseConnection, DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -80,7 +80,7 @@ pub async fn start(
         created_at: Set(at),
         updated_at: Set(at),
     };
-    let txn = db.begin().await?;
+    let txn = super::begin_write(db).await?;
     let chat = chat.insert(&txn).await?;
     record(&txn, chat.id, EventKind::Started, "visitor", None).await?;
     txn.commit().await?;
@@ -98,6 +98,22 @@ pub async fn get(db: &impl ConnectionTrait, viewer: &Viewer, chat_id: Uuid) -> R
         .ok_or(Error::NotFound("chat"))
 }
 
+/// The chat, locked for the rest of the transaction (`FOR UPDATE` on Postgres; on SQLite
+/// `BEGIN IMMEDIATE` already lets one writer in at a time). Writes to one chat take turns, so
+/// two sends cannot both miss a `clientMessageId` and store a message twice.
+pub async fn get_for_update(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    chat_id: Uuid,
+) -> Result<chat::Model> {
+    viewer.require_chat(chat_id)?;
+    chat::Entity::find_by_id(chat_id)
+        .lock_exclusive()
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("chat"))
+}
+
 pub async fn set_status(
     db: &DatabaseConnection,
     bus: &EventBus,
@@ -106,8 +122,8 @@ pub async fn set_status(
     status: ChatStatus,
 ) -> Result<chat::Model> {
     viewer.require_admin()?;
-    let txn = db.begin().await?;
-    let chat = get(&txn, viewer, chat_id).await?;
+    let txn = super::begin_write(db).await?;
+    let chat = get_for_update(&txn, viewer, chat_id).await?;
     if chat.status == status {
         return Ok(chat);
     }
@@ -152,8 +168,8 @@ pub async fn update_visitor(
         .map(|v| domain::phone(v.as_deref()))
         .transpose()?;
 
-    let txn = db.begin().await?;
-    let chat = get(&txn, viewer, chat_id).await?;
+    let txn = super::begin_write(db).await?;
+    let chat = get_for_update(&txn, viewer, chat_id).await?;
     let mut active = chat.clone().into_active_model();
     let mut changed = Vec::new();
     if let Some(name) = name
@@ -203,8 +219,8 @@ pub async fn mark_read(
     chat_id: Uuid,
 ) -> Result<chat::Model> {
     let side = viewer.require_chat(chat_id)?;
-    let txn = db.begin().await?;
-    let chat = get(&txn, viewer, chat_id).await?;
+    let txn = super::begin_write(db).await?;
+    let chat = get_for_update(&txn, viewer, chat_id).await?;
     let read_mark = match side {
         Side::Admin => chat.admin_last_read_at,
         Side::Visitor => chat.visitor_last_read_at,
@@ -242,12 +258,13 @@ pub async fn list(
     let first = first.clamp(1, MAX_PAGE);
     let mut query = chat::Entity::find().filter(conditions(db.get_database_backend(), filter));
     if let Some(after) = after {
-        query = query.filter(Expr::cust_with_values(
-            format!("({ACTIVITY}, chats.id) < (?, ?)"),
-            [
-                sea_orm::Value::from(after.at),
-                sea_orm::Value::from(after.id),
-            ],
+        // Built with sea-query: custom SQL with `?` placeholders is not valid on Postgres.
+        query = query.filter(sea_orm::sea_query::ExprTrait::lt(
+            Expr::tuple([
+                Expr::cust(ACTIVITY),
+                Expr::col((chat::Entity, chat::Column::Id)),
+            ]),
+            Expr::tuple([Expr::value(after.at), Expr::value(after.id)]),
         ));
     }
     let mut chats = query
@@ -308,10 +325,11 @@ fn search_pattern(term: &str) -> Option<String> {
 /// three characters or more.
 fn search_condition(backend: DbBackend, pattern: String) -> SimpleExpr {
     match backend {
+        // Postgres numbers its placeholders: `?` would reach the server as a literal `?`.
         DbBackend::Postgres => Expr::cust_with_values(
-            "(chats.id IN (SELECT m.chat_id FROM chat_messages m WHERE m.message ILIKE ?) \
+            "(chats.id IN (SELECT m.chat_id FROM chat_messages m WHERE m.message ILIKE $1) \
              OR (COALESCE(chats.visitor_name, '') || ' ' || COALESCE(chats.visitor_email, '') \
-                 || ' ' || COALESCE(chats.visitor_phone, '')) ILIKE ?)",
+                 || ' ' || COALESCE(chats.visitor_phone, '')) ILIKE $2)",
             [
                 sea_orm::Value::from(pattern.clone()),
                 sea_orm::Value::from(pattern),

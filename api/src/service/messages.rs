@@ -4,7 +4,7 @@
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -74,8 +74,8 @@ pub async fn send(
             "a message needs a body or at least one attachment",
         ));
     }
-    let txn = db.begin().await?;
-    let chat = chats::get(&txn, viewer, chat_id).await?;
+    let txn = super::begin_write(db).await?;
+    let chat = chats::get_for_update(&txn, viewer, chat_id).await?;
     if let Some(client_id) = new.client_message_id.as_deref()
         && let Some(message) = find_by_client_id(&txn, chat_id, client_id).await?
     {
@@ -196,6 +196,19 @@ pub fn cursor_of(message: &chat_message::Model) -> Cursor {
     }
 }
 
+/// A message's place in its thread: `(created_at, id)`. Built with sea-query rather than as
+/// custom SQL with `?` placeholders, which Postgres (`$n`) does not understand.
+fn key() -> Expr {
+    Expr::tuple([
+        Expr::col((chat_message::Entity, chat_message::Column::CreatedAt)),
+        Expr::col((chat_message::Entity, chat_message::Column::Id)),
+    ])
+}
+
+fn cursor_key(cursor: Cursor) -> Expr {
+    Expr::tuple([Expr::value(cursor.at), Expr::value(cursor.id)])
+}
+
 /// A page of a thread, chronological. `last` takes the newest of the window (for the first
 /// screen and for paging back with `before`); `first` the oldest (for polling with `after`).
 pub async fn page(db: &impl ConnectionTrait, chat_id: Uuid, args: PageArgs) -> Result<Page> {
@@ -204,22 +217,10 @@ pub async fn page(db: &impl ConnectionTrait, chat_id: Uuid, args: PageArgs) -> R
     }
     let mut query = chat_message::Entity::find().filter(chat_message::Column::ChatId.eq(chat_id));
     if let Some(after) = args.after {
-        query = query.filter(Expr::cust_with_values(
-            "(chat_messages.created_at, chat_messages.id) > (?, ?)",
-            [
-                sea_orm::Value::from(after.at),
-                sea_orm::Value::from(after.id),
-            ],
-        ));
+        query = query.filter(sea_orm::sea_query::ExprTrait::gt(key(), cursor_key(after)));
     }
     if let Some(before) = args.before {
-        query = query.filter(Expr::cust_with_values(
-            "(chat_messages.created_at, chat_messages.id) < (?, ?)",
-            [
-                sea_orm::Value::from(before.at),
-                sea_orm::Value::from(before.id),
-            ],
-        ));
+        query = query.filter(sea_orm::sea_query::ExprTrait::lt(key(), cursor_key(before)));
     }
     if let Some(last) = args.last {
         let last = last.clamp(1, MAX_MESSAGES);

@@ -100,6 +100,28 @@ async fn receive(
 }
 
 impl Subscription {
+    /// Adds another subscription on the same socket, with the given operation id.
+    pub async fn subscribe_again(&mut self, id: &str, query: &str, variables: Value) {
+        send(
+            &mut self.socket,
+            json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }),
+        )
+        .await;
+    }
+
+    /// Whether the server closed the socket within `wait`.
+    pub async fn closed_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
     /// The next `next` payload's data, or the error messages it got instead; None on timeout.
     pub async fn next_event(&mut self, wait: Duration) -> Option<Value> {
         loop {
