@@ -27,7 +27,9 @@ impl AdminQuery {
 pub struct AdminSession {
     /// An admin JWT for `Authorization: Bearer …`; valid for 12 hours or until the password changes.
     pub token: String,
+    /// When the token stops working.
     pub expires_at: DateTime<Utc>,
+    /// Who signed in.
     pub admin: Admin,
 }
 

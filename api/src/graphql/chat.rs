@@ -34,8 +34,11 @@ pub struct ChatFilter {
 /// What a visitor may tell when starting a chat; all optional.
 #[derive(InputObject, Default)]
 pub struct StartChatInput {
+    /// Up to 200 characters.
     pub visitor_name: Option<String>,
+    /// A valid address, or nothing.
     pub visitor_email: Option<String>,
+    /// Digits and + - ( ) . and spaces.
     pub visitor_phone: Option<String>,
     /// The page the chat starts from.
     pub source_page: Option<String>,
@@ -44,14 +47,18 @@ pub struct StartChatInput {
 /// Visitor details to change. An absent field stays as it is; null or "" clears it.
 #[derive(InputObject)]
 pub struct VisitorInput {
+    /// Up to 200 characters.
     pub name: MaybeUndefined<String>,
+    /// A valid address.
     pub email: MaybeUndefined<String>,
+    /// Digits and + - ( ) . and spaces.
     pub phone: MaybeUndefined<String>,
 }
 
 /// A new chat and the visitor token that opens it.
 #[derive(async_graphql::SimpleObject)]
 pub struct StartChatPayload {
+    /// The new chat.
     pub chat: Chat,
     /// Shown once: keep it (the widget keeps it in localStorage) and send it as
     /// `Authorization: Bearer …`.

@@ -13,9 +13,11 @@ use crate::auth::Viewer;
 use crate::error::Error;
 use crate::state::AppState;
 
+/// Reading chats, the signed-in admin, and the upload policy.
 #[derive(MergedObject, Default)]
 pub struct Query(ChatQuery, AdminQuery);
 
+/// Starting and answering chats, read marks, status, typing, and sign-in.
 #[derive(MergedObject, Default)]
 pub struct Mutation(ChatMutation, AdminMutation);
 

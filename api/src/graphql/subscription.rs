@@ -17,11 +17,15 @@ use crate::state::AppState;
 /// What happened.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum ChatEventKind {
+    /// A visitor started a chat.
     ChatStarted,
+    /// A message was sent (`message`).
     MessageAdded,
+    /// The chat's status changed (by an admin, or reopened by a visitor message).
     StatusChanged,
     /// The other side read up to now (see `Message.readAt`).
     Read,
+    /// The visitor's name, email or phone changed.
     VisitorUpdated,
     /// The other side started or stopped typing (`typing`).
     Typing,
@@ -52,10 +56,12 @@ pub struct ChatEvent {
 /// A change in a chat, with the chat as it is now.
 #[Object]
 impl ChatEvent {
+    /// What happened.
     async fn kind(&self) -> ChatEventKind {
         self.kind
     }
 
+    /// The chat as it is now, from the subscriber's point of view.
     async fn chat(&self) -> &Chat {
         &self.chat
     }
@@ -78,6 +84,7 @@ impl ChatEvent {
 
 pub struct Subscription;
 
+/// Live updates over `/graphql/ws` (graphql-transport-ws or graphql-ws).
 #[SubscriptionDerive]
 impl Subscription {
     /// Everything that happens in one chat: the visitor's own, or any for an admin.

@@ -76,10 +76,12 @@ impl Chat {
 /// A conversation between one visitor and the team.
 #[Object]
 impl Chat {
+    /// A UUIDv7: time-ordered.
     async fn id(&self) -> Uuid {
         self.model.id
     }
 
+    /// Open, pending or closed.
     async fn status(&self) -> ChatStatus {
         self.model.status.into()
     }
@@ -98,6 +100,7 @@ impl Chat {
         self.model.source_page.as_deref()
     }
 
+    /// When the visitor started the chat.
     async fn created_at(&self) -> DateTime<Utc> {
         self.model.created_at
     }
@@ -176,8 +179,11 @@ impl Chat {
 /// What a visitor told about themselves.
 #[derive(SimpleObject)]
 pub struct Visitor {
+    /// As the visitor gave it.
     pub name: Option<String>,
+    /// Lower-cased.
     pub email: Option<String>,
+    /// Digits and + - ( ) . and spaces.
     pub phone: Option<String>,
 }
 
@@ -202,14 +208,17 @@ impl Message {
 /// One message in a chat, with its attachments.
 #[Object]
 impl Message {
+    /// A UUIDv7: time-ordered.
     async fn id(&self) -> Uuid {
         self.model.id
     }
 
+    /// The chat this message belongs to.
     async fn chat_id(&self) -> Uuid {
         self.model.chat_id
     }
 
+    /// Which side wrote it.
     async fn sender(&self) -> Sender {
         self.model.sender_type.into()
     }
@@ -224,6 +233,7 @@ impl Message {
         self.model.message.as_deref()
     }
 
+    /// Files sent with the message, in upload order.
     async fn attachments(&self, ctx: &Context<'_>) -> Result<Vec<Attachment>> {
         let loader = ctx.data::<DataLoader<AttachmentsLoader>>()?;
         let found = loader.load_one(self.model.id).await.map_err(shared)?;
@@ -234,6 +244,7 @@ impl Message {
             .collect())
     }
 
+    /// When the server stored it.
     async fn created_at(&self) -> DateTime<Utc> {
         self.model.created_at
     }
@@ -255,6 +266,7 @@ pub struct Attachment(pub chat_attachment::Model);
 /// A file attached to a message.
 #[Object]
 impl Attachment {
+    /// The file's id, as in its download link.
     async fn id(&self) -> Uuid {
         self.0.id
     }
@@ -269,6 +281,7 @@ impl Attachment {
         &self.0.mime_type
     }
 
+    /// The stored size (for images, after metadata was removed).
     async fn size_bytes(&self) -> i64 {
         self.0.size_bytes
     }
@@ -278,6 +291,7 @@ impl Attachment {
         self.0.width
     }
 
+    /// Pixels, for images.
     async fn height(&self) -> Option<i32> {
         self.0.height
     }
@@ -307,9 +321,13 @@ impl Attachment {
 /// Relay paging information.
 #[derive(SimpleObject)]
 pub struct PageInfo {
+    /// More items follow the last one of this page.
     pub has_next_page: bool,
+    /// Items precede the first one of this page.
     pub has_previous_page: bool,
+    /// The cursor of the first item; pass it as `before` to page back.
     pub start_cursor: Option<String>,
+    /// The cursor of the last item; pass it as `after` to page on.
     pub end_cursor: Option<String>,
 }
 
@@ -323,10 +341,12 @@ pub struct ChatConnection {
 /// A page of chats, newest activity first.
 #[Object]
 impl ChatConnection {
+    /// The chats of this page.
     async fn edges(&self) -> &[ChatEdge] {
         &self.edges
     }
 
+    /// Where this page sits.
     async fn page_info(&self) -> &PageInfo {
         &self.page_info
     }
@@ -341,29 +361,38 @@ impl ChatConnection {
 /// A chat and its cursor.
 #[derive(SimpleObject)]
 pub struct ChatEdge {
+    /// Opaque; pass it as `after` to continue after this chat.
     pub cursor: String,
+    /// The chat.
     pub node: Chat,
 }
 
 /// A page of messages, oldest first.
 #[derive(SimpleObject)]
 pub struct MessageConnection {
+    /// The messages of this page, oldest first.
     pub edges: Vec<MessageEdge>,
+    /// Where this page sits.
     pub page_info: PageInfo,
 }
 
 /// A message and its cursor.
 #[derive(SimpleObject)]
 pub struct MessageEdge {
+    /// Opaque; pass it as `after` or `before`.
     pub cursor: String,
+    /// The message.
     pub node: Message,
 }
 
 /// A member of the support team.
 #[derive(SimpleObject)]
 pub struct Admin {
+    /// A UUIDv7.
     pub id: Uuid,
+    /// Lower-cased; the sign-in name.
     pub email: String,
+    /// Shown to visitors as the sender of the admin's messages.
     pub name: Option<String>,
 }
 
@@ -380,10 +409,14 @@ impl From<admin::Model> for Admin {
 /// What the file picker may offer, and the message length limit.
 #[derive(SimpleObject)]
 pub struct UploadPolicy {
+    /// The largest file accepted, in bytes.
     pub max_file_bytes: i64,
+    /// Files per message.
     pub max_files: i32,
     /// Lower-case, without dots.
     pub allowed_extensions: Vec<String>,
+    /// The types the content must turn out to be (for the picker's `accept`).
     pub allowed_mime_types: Vec<String>,
+    /// The longest message body, in characters.
     pub max_message_chars: i32,
 }
