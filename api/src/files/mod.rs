@@ -2,4 +2,5 @@
 //! upload becomes a file ready to store (upload), and the signed links that serve them
 //! (signing).
 
+pub mod images;
 pub mod policy;
