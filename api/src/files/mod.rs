@@ -4,3 +4,4 @@
 
 pub mod images;
 pub mod policy;
+pub mod signing;
