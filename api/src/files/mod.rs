@@ -5,3 +5,4 @@
 pub mod images;
 pub mod policy;
 pub mod signing;
+pub mod upload;
