@@ -25,12 +25,13 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::jwt::JwtKeys;
 use crate::config::{Secret, Settings};
+use crate::files::signing::FileSigner;
 use crate::graphql::http::{GraphqlState, graphiql, graphql_post, graphql_ws};
 use crate::limits::RateLimits;
 use crate::realtime::EventBus;
-use crate::service::admins;
+use crate::service::{admins, retention};
 use crate::state::{AppState, Inner};
-use crate::{database, graphql, web};
+use crate::{database, files, graphql, web};
 
 pub struct Application {
     listener: TcpListener,
@@ -74,9 +75,12 @@ impl Application {
         } else {
             EventBus::in_process()
         };
+        let storage = crate::storage::from_settings(&settings.storage)
+            .map_err(|error| anyhow::anyhow!("CHATDESK_STORAGE: {}", error.message()))?;
         let state = AppState::new(Inner {
             jwt: JwtKeys::new(jwt_secret.expose().as_bytes()),
-            file_secret: jwt_secret,
+            file_signer: FileSigner::new(jwt_secret.expose().as_bytes()),
+            storage,
             bus,
             limits: RateLimits::new(&settings),
             query_count,
@@ -137,7 +141,29 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
             limits.prune();
         }
     });
-    let mut tasks = vec![prune];
+    let jobs_state = state.clone();
+    let jobs = tokio::spawn(async move {
+        // Retention and the orphan sweep, hourly; the first run a minute after start.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let state = &jobs_state;
+            match retention::run_once(
+                &state.db,
+                state.storage.as_ref(),
+                state.settings.retention_days,
+            )
+            .await
+            {
+                Ok(report) => tracing::info!(?report, "retention and orphan sweep done"),
+                Err(error) => {
+                    tracing::warn!(error = error.message(), "retention and orphan sweep failed")
+                }
+            }
+        }
+    });
+    let mut tasks = vec![prune, jobs];
     if state.settings.is_postgres() {
         tasks.push(tokio::spawn(
             state
@@ -263,6 +289,14 @@ fn router(state: AppState) -> Router {
     let metrics_handle = prometheus();
     Router::new()
         .merge(graphql)
+        .route(
+            "/api/chat/files/{id}",
+            get(files::download::original).with_state(state.clone()),
+        )
+        .route(
+            "/api/chat/files/{id}/thumbnail",
+            get(files::download::thumbnail).with_state(state.clone()),
+        )
         .route("/healthz", get(web::healthz))
         .route("/readyz", get(web::readyz).with_state(state.clone()))
         .route("/metrics", get(web::metrics).with_state(metrics_handle))

@@ -30,6 +30,8 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Run retention and the orphan sweep once, and report what was removed.
+    Purge,
     /// Add a handful of demo chats (both sides talking, several statuses).
     SeedDemo,
 }
@@ -178,6 +180,27 @@ async fn run(command: Command) -> Result<(), String> {
                 .await
                 .map_err(|e| e.message())?;
             println!("created {count} demo chats");
+            Ok(())
+        }
+        Command::Purge => {
+            let db = connect(&settings).await?;
+            Migrator::up(&db, None)
+                .await
+                .map_err(|e| format!("migration failed: {e}"))?;
+            let storage =
+                crate::storage::from_settings(&settings.storage).map_err(|e| e.message())?;
+            let report =
+                crate::service::retention::run_once(&db, storage.as_ref(), settings.retention_days)
+                    .await
+                    .map_err(|e| e.message())?;
+            if report.skipped {
+                println!("another instance is running the jobs right now; nothing done");
+            } else {
+                println!(
+                    "purged {} attachment(s) older than {} days; removed {} orphaned file(s)",
+                    report.purged_attachments, settings.retention_days, report.removed_orphans
+                );
+            }
             Ok(())
         }
         Command::Schema => Ok(()),

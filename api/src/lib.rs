@@ -14,6 +14,7 @@ pub mod limits;
 pub mod realtime;
 pub mod service;
 pub mod state;
+pub mod storage;
 pub mod web;
 
 pub use app::Application;

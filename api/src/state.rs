@@ -7,9 +7,11 @@ use std::sync::atomic::AtomicU64;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::jwt::JwtKeys;
-use crate::config::{Secret, Settings};
+use crate::config::Settings;
+use crate::files::signing::{FileSigner, Variant};
 use crate::limits::RateLimits;
 use crate::realtime::EventBus;
+use crate::storage::Storage;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -18,8 +20,9 @@ pub struct Inner {
     pub db: DatabaseConnection,
     pub settings: Settings,
     pub jwt: JwtKeys,
-    /// Signs file links (the same secret as the JWTs).
-    pub file_secret: Secret,
+    /// Signs file links (with a key derived from the JWT secret).
+    pub file_signer: FileSigner,
+    pub storage: Arc<dyn Storage>,
     pub bus: EventBus,
     pub limits: Arc<RateLimits>,
     /// Statements run since start; tests read it to prove the chat list has no N+1.
@@ -37,13 +40,19 @@ impl AppState {
 impl AppState {
     /// A signed, expiring link to an attachment (or its thumbnail).
     pub fn file_url(&self, attachment_id: uuid::Uuid, thumbnail: bool) -> String {
-        let _ = (&self.file_secret, attachment_id, thumbnail);
-        String::new()
+        let variant = if thumbnail {
+            Variant::Thumbnail
+        } else {
+            Variant::Original
+        };
+        let now = chrono::Utc::now().timestamp();
+        self.file_signer
+            .url(&self.settings.public_url, attachment_id, variant, now)
     }
 
     /// Whether uploads can be written now.
     pub async fn storage_ready(&self) -> bool {
-        true
+        self.storage.check().await.is_ok()
     }
 }
 

@@ -6,6 +6,7 @@ pub mod chats;
 pub mod cursor;
 pub mod demo;
 pub mod messages;
+pub mod retention;
 
 use sea_orm::{
     DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions,
