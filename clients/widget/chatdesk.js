@@ -148,11 +148,14 @@ svg{width:22px;height:22px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 .badge{position:absolute;top:-3px;right:-3px;min-width:20px;height:20px;padding:0 5px;border-radius:10px;background:#cf222e;color:#fff;font:700 12px/20px system-ui,sans-serif;box-shadow:0 0 0 2px #fff}
 .panel{position:fixed;bottom:88px;right:20px;z-index:2147483001;width:372px;height:min(620px,calc(100vh - 108px));display:flex;flex-direction:column;background:var(--bg);border-radius:14px;box-shadow:0 12px 48px rgba(0,0,0,.28);overflow:hidden}
 .left .launch,.left .panel{right:auto;left:20px}
-header{display:flex;align-items:center;gap:4px;padding:12px 8px 12px 16px;background:var(--a);color:#fff}
-header h2{flex:1;margin:0;font-size:16px;font-weight:600}
+
+.hd{display:flex;align-items:center;gap:4px;padding:12px 8px 12px 16px;background:var(--a);color:#fff}
+
+.hd h2{flex:1;margin:0;font-size:16px;font-weight:600}
 .ib{display:grid;place-items:center;width:36px;height:36px;border:0;border-radius:8px;background:none;color:inherit}
 .ib:hover{background:rgba(127,127,127,.18)}
-header :focus-visible{outline-color:#fff}
+
+.hd :focus-visible{outline-color:#fff}
 .bar{display:flex;gap:8px;align-items:center;padding:8px 12px;background:#fff8c5;border-bottom:1px solid var(--ln);font-size:13px}
 .bar span{flex:1}
 .log,.msgs{display:flex;flex-direction:column;gap:10px}
@@ -164,7 +167,8 @@ header :focus-visible{outline-color:#fff}
 .me .bubble{background:var(--a);color:#fff}
 .me .bubble a{color:inherit}
 .meta{font-size:11px;color:var(--mut);margin:2px 4px 0;display:flex;gap:6px;align-items:center}
-.failed .meta{color:#cf222e}
+.failed .meta,.fail{color:#cf222e}
+.fail{font-size:12px;margin:2px 4px 0;text-align:right}
 .link{border:0;background:none;padding:0;color:var(--a);text-decoration:underline;font-size:12px}
 .files{display:flex;flex-direction:column;gap:4px;margin-top:4px;align-items:inherit}
 .card{display:flex;gap:8px;align-items:center;padding:8px 10px;border:1px solid var(--ln);border-radius:10px;background:#fff;color:var(--fg);text-decoration:none;max-width:260px}
@@ -188,13 +192,11 @@ progress{width:160px;height:6px;margin-top:4px;accent-color:var(--a)}
 .chip span{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:200px}
 .chip .ib{width:24px;height:24px}
 .chip svg{width:14px;height:14px}
-form{display:flex;align-items:flex-end;gap:4px;padding:8px;border-top:1px solid var(--ln);background:#fff}
+.cmp{display:flex;align-items:flex-end;gap:4px;padding:8px;border-top:1px solid var(--ln);background:#fff}
 textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radius:10px;padding:8px 10px;max-height:120px;min-height:38px;outline-offset:0}
 .send{color:var(--a)}
-.send:disabled{opacity:.4;cursor:default}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 .drop{position:absolute;inset:0;display:grid;place-items:center;background:rgba(255,255,255,.9);border:3px dashed var(--a);border-radius:inherit;font-weight:600;color:var(--a);pointer-events:none}
-.foot{font-size:11px;text-align:center;color:var(--mut);padding:0 0 6px;background:#fff}
 @media (max-width:480px){.panel{inset:0;width:auto;height:auto;border-radius:0}.open .launch{display:none}textarea{font-size:16px}}
 @media (prefers-reduced-motion:no-preference){.panel{animation:up .18s ease-out}@keyframes up{from{opacity:0;transform:translateY(12px)}}}
 `;
@@ -221,7 +223,8 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   let typingTimer = 0;
   let typingSent = 0;
   let typingStop = 0;
-  let readTimer = 0;
+  let reading = false;
+  let readAgain = false;
   let errTimer = 0;
   const hooks = {};
   const emit = (name, data) => (hooks[name] || []).forEach(fn => { try { fn(data); } catch (e) { console.error(e); } });
@@ -259,15 +262,15 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     u.text = h('textarea', { rows: '1', 'aria-label': 'Message', placeholder: 'Write a message…', 'data-testid': 'chatdesk-input', maxlength: policy.maxMessageChars, oninput: onInput, onkeydown: e => { if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); } }, onpaste: e => { const f = e.clipboardData && e.clipboardData.files; if (f && f.length) { e.preventDefault(); addFiles(f); } } });
     u.send = h('button', { class: 'ib send', type: 'submit', 'aria-label': 'Send message', 'data-testid': 'chatdesk-send' }, icon(I_SEND));
     u.attach = h('button', { class: 'ib', type: 'button', 'aria-label': 'Attach files', 'data-testid': 'chatdesk-attach', onclick: () => u.file.click() }, icon(I_CLIP));
-    u.form = h('form', { onsubmit: e => { e.preventDefault(); send(); } }, u.attach, u.file, u.text, u.send);
+    u.form = h('form', { class: 'cmp', onsubmit: e => { e.preventDefault(); send(); } }, u.attach, u.file, u.text, u.send);
     u.confirm = h('div', { class: 'bar', hidden: true, 'data-testid': 'chatdesk-new-chat-bar' },
       h('span', {}, 'Start a new conversation? This one will no longer be shown here.'),
       h('button', { class: 'btn', type: 'button', 'data-testid': 'chatdesk-new-chat-confirm', onclick: newChat }, 'Start new'),
       h('button', { class: 'btn2', type: 'button', onclick: () => { u.confirm.hidden = true; u.newBtn.focus(); } }, 'Cancel'));
-    u.newBtn = h('button', { class: 'ib', type: 'button', 'aria-label': 'Start a new chat', title: 'Start a new chat', 'data-testid': 'chatdesk-new-chat', onclick: () => { if (msgs.size) { u.confirm.hidden = false; u.confirm.querySelector('.btn').focus(); } } }, icon(I_NEW));
+    u.newBtn = h('button', { class: 'ib', type: 'button', 'aria-label': 'Start a new chat', title: 'Start a new chat', 'data-testid': 'chatdesk-new-chat', hidden: true, onclick: () => { u.confirm.hidden = false; u.confirm.querySelector('.btn').focus(); } }, icon(I_NEW));
     u.drop = h('div', { class: 'drop', hidden: true }, 'Drop files to attach');
     u.panel = h('div', { class: 'panel', id: 'cd-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'cd-title', hidden: true, 'data-testid': 'chatdesk-panel', onkeydown: onPanelKey },
-      h('header', {}, h('h2', { id: 'cd-title' }, title), u.newBtn,
+      h('div', { class: 'hd' }, h('h2', { id: 'cd-title' }, title), u.newBtn,
         h('button', { class: 'ib', type: 'button', 'aria-label': 'Close chat', 'data-testid': 'chatdesk-close', onclick: close }, icon(I_CLOSE))),
       u.confirm, u.log, u.typing, u.ask, u.err, u.tray, u.form, u.drop);
     let depth = 0;
@@ -410,6 +413,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     ui.older.hidden = !older;
     ui.greeting.hidden = !!older;
     ui.closed.hidden = status !== 'CLOSED' || !msgs.size;
+    ui.newBtn.hidden = !msgs.size;
     if (stick) scrollDown();
   }
 
@@ -434,7 +438,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       meta.append(h('span', { 'data-testid': 'chatdesk-status', title: m.readAt ? 'Read ' + new Date(m.readAt).toLocaleString() : null }, label));
     }
     if (state === 'failed') {
-      if (m.error) meta.append(h('span', { 'data-testid': 'chatdesk-message-error' }, m.error));
+      if (m.error) el.append(h('div', { class: 'fail', 'data-testid': 'chatdesk-message-error' }, m.error));
       meta.append(h('button', { class: 'link', type: 'button', 'data-testid': 'chatdesk-retry', onclick: () => deliver(m) }, 'Retry'),
         h('button', { class: 'link', type: 'button', 'data-testid': 'chatdesk-discard', onclick: () => { msgs.delete(keyOf(m)); render(); } }, 'Remove'));
     }
@@ -478,6 +482,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     if (!c) return;
     if (c.status) status = c.status;
     if (c.visitor) known = !!(c.visitor.name || c.visitor.email);
+    if (known && ui) ui.ask.hidden = true;
     setUnread(c.unreadCount);
   }
 
@@ -543,12 +548,15 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     }
   }
 
+  // Whatever shows in the open panel is read; one request at a time, repeated if more arrived.
   function markRead() {
-    clearTimeout(readTimer);
-    readTimer = setTimeout(() => {
-      if (!isOpen || !unread || !hasChat() || document.visibilityState === 'hidden') return;
-      gql(M_READ, { chatId: rec.chatId }).then(d => setUnread(d.markChatRead.unreadCount), () => {});
-    }, 300);
+    if (!isOpen || !unread || !hasChat() || document.visibilityState === 'hidden') return;
+    if (reading) { readAgain = true; return; }
+    reading = true;
+    gql(M_READ, { chatId: rec.chatId }).then(d => setUnread(d.markChatRead.unreadCount), () => {}).finally(() => {
+      reading = false;
+      if (readAgain) { readAgain = false; markRead(); }
+    });
   }
 
   // ---- realtime: graphql-transport-ws, polling while the socket is down ----
@@ -571,10 +579,12 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
         stopPoll();
         poll(); // whatever happened while the socket was away
       } else if (m.type === 'ping') send({ type: 'pong' });
-      else if (m.type === 'next') {
-        if (m.payload && m.payload.data) onEvent(m.payload.data.chatEvents);
-        else s.close();
-      } else if (m.type === 'error' || m.type === 'complete') s.close();
+      else if (m.type === 'next' && m.payload && m.payload.data) onEvent(m.payload.data.chatEvents);
+      else if (m.type === 'next' || m.type === 'error' || m.type === 'complete') {
+        // The subscription was refused or ended: poll, and try the socket again later.
+        wsRetry = 30000;
+        s.close();
+      }
     };
     s.onclose = () => {
       if (ws !== s) return;
@@ -653,8 +663,9 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   }
 
   async function addFiles(list) {
+    const files = Array.from(list || []); // copy now: the FileList empties once the event is over
     await loadPolicy();
-    for (const f of Array.from(list || [])) {
+    for (const f of files) {
       const ext = (f.name.match(/\.([^.]+)$/) || [])[1];
       const exts = policy.allowedExtensions;
       if (tray.length >= policy.maxFiles) { showError(`You can attach up to ${policy.maxFiles} files to one message.`); break; }
@@ -784,6 +795,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     close,
     on(name, fn) {
       (hooks[name] = hooks[name] || []).push(fn);
+      if (name === 'ready' && ui) fn(); // late listeners still hear it
       return () => { hooks[name] = hooks[name].filter(f => f !== fn); };
     },
   });

@@ -8,6 +8,7 @@ use api::{Application, Settings};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+pub mod browser;
 pub mod ws;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
