@@ -131,6 +131,16 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settin
     };
     let mut settings = test_settings(&dir, &database_url);
     customize(&mut settings);
+    serve(settings, dir, database_url, postgres).await
+}
+
+/// Builds and starts the server; `postgres` names a database to drop with the app.
+async fn serve(
+    settings: Settings,
+    dir: TempDir,
+    database_url: String,
+    postgres: Option<(String, String)>,
+) -> TestApp {
     let app = Application::build(settings).await.expect("the app builds");
     let port = app.port();
     let state = app.state().clone();
@@ -279,21 +289,7 @@ impl TestApp {
     pub async fn spawn_another(&self) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let settings = test_settings(&dir, &self.database_url);
-        let app = Application::build(settings)
-            .await
-            .expect("the second app builds");
-        let port = app.port();
-        let state = app.state().clone();
-        tokio::spawn(app.run_until_stopped());
-        TestApp {
-            address: format!("http://127.0.0.1:{port}"),
-            port,
-            client: reqwest::Client::new(),
-            state,
-            dir,
-            database_url: self.database_url.clone(),
-            postgres: None,
-        }
+        serve(settings, dir, self.database_url.clone(), None).await
     }
 
     pub fn query_count(&self) -> u64 {
