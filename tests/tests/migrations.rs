@@ -24,18 +24,33 @@ async fn table_names(db: &sea_orm::DatabaseConnection) -> Vec<String> {
 async fn all_migrations_go_up_and_down(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (url, cleanup) = match &backend {
-        Backend::Sqlite => (format!("sqlite://{}/m.db?mode=rwc", dir.path().display()), None),
+        Backend::Sqlite => (
+            format!("sqlite://{}/m.db?mode=rwc", dir.path().display()),
+            None,
+        ),
         Backend::Postgres(server) => {
             let name = format!("chatdesk_migrations_{}", uuid::Uuid::new_v4().simple());
             common::create_database(server, &name).await;
-            (common::with_database(server, &name), Some((server.clone(), name)))
+            (
+                common::with_database(server, &name),
+                Some((server.clone(), name)),
+            )
         }
     };
     let db = Database::connect(&url).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
     let tables = table_names(&db).await;
-    for table in ["admins", "chats", "chat_messages", "chat_attachments", "chat_events"] {
-        assert!(tables.contains(&table.to_owned()), "{table} missing from {tables:?}");
+    for table in [
+        "admins",
+        "chats",
+        "chat_messages",
+        "chat_attachments",
+        "chat_events",
+    ] {
+        assert!(
+            tables.contains(&table.to_owned()),
+            "{table} missing from {tables:?}"
+        );
     }
     Migrator::down(&db, None).await.unwrap();
     let left: Vec<String> = table_names(&db)

@@ -1,11 +1,16 @@
 //! Chat queries and mutations, for visitors and admins alike: the credential decides the role.
 
-use async_graphql::{Context, InputObject, MaybeUndefined, Object, Upload};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::{Context, InputObject, Lookahead, MaybeUndefined, Object, Upload};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::schema::{app, client_address, viewer};
-use super::types::{Chat, ChatConnection, ChatEdge, ChatStatus, Message, PageInfo, UploadPolicy};
+use super::types::{
+    Chat, ChatConnection, ChatEdge, ChatStatus, Message, PageInfo, PagePreload, UploadPolicy,
+};
 use crate::auth::Viewer;
 use crate::domain::{self, MessageBody};
 use crate::error::Error;
@@ -115,8 +120,11 @@ impl ChatQuery {
         let first =
             u64::try_from(first).map_err(|_| Error::bad_input("first must not be negative"))?;
         let after = after.as_deref().map(Cursor::decode).transpose()?;
-        let (found, has_next_page) =
-            chats::list(&app(ctx)?.db, viewer, &filter, first, after).await?;
+        let db = &app(ctx)?.db;
+        let (found, has_next_page) = chats::list(db, viewer, &filter, first, after).await?;
+        let ids: Vec<Uuid> = found.iter().map(|chat| chat.id).collect();
+        let preload =
+            Arc::new(preload_page(db, &ctx.look_ahead().field("edges").field("node"), &ids).await?);
         let edges: Vec<ChatEdge> = found
             .into_iter()
             .map(|chat| ChatEdge {
@@ -125,7 +133,8 @@ impl ChatQuery {
                     id: chat.id,
                 }
                 .encode(),
-                node: Chat::new(chat, crate::auth::viewer::Side::Admin),
+                node: Chat::new(chat, crate::auth::viewer::Side::Admin)
+                    .with_preload(preload.clone()),
             })
             .collect();
         Ok(ChatConnection {
@@ -147,10 +156,49 @@ impl ChatQuery {
             max_file_bytes: settings.max_file_bytes.try_into().unwrap_or(i64::MAX),
             max_files: settings.max_files.try_into().unwrap_or(i32::MAX),
             allowed_extensions: settings.allowed_extensions.clone(),
-            allowed_mime_types: crate::files::mime_types_for(&settings.allowed_extensions),
+            allowed_mime_types: crate::files::policy::FilePolicy::from_settings(settings)
+                .mime_types()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             max_message_chars: settings.max_message_chars.try_into().unwrap_or(i32::MAX),
         })
     }
+}
+
+/// Fetches what the query asks of every chat on an inbox page, one statement per field.
+async fn preload_page(
+    db: &sea_orm::DatabaseConnection,
+    node: &Lookahead<'_>,
+    chat_ids: &[Uuid],
+) -> Result<PagePreload> {
+    let mut preload = PagePreload::default();
+    if node.field("unreadCount").exists() {
+        let counts = chats::unread_counts(db, crate::auth::viewer::Side::Admin, chat_ids).await?;
+        preload.unread_counts = Some(counts.into_iter().collect());
+    }
+    let last_message = node.field("lastMessage");
+    if last_message.exists() {
+        let found = messages::last_messages(db, chat_ids).await?;
+        if last_message.field("attachments").exists() {
+            let message_ids: Vec<Uuid> = found.iter().map(|message| message.id).collect();
+            let mut by_message: HashMap<Uuid, Vec<_>> = HashMap::new();
+            for attachment in messages::attachments_of(db, &message_ids).await? {
+                by_message
+                    .entry(attachment.chat_message_id)
+                    .or_default()
+                    .push(attachment);
+            }
+            preload.attachments = Some(by_message);
+        }
+        preload.last_messages = Some(
+            found
+                .into_iter()
+                .map(|message| (message.chat_id, message))
+                .collect(),
+        );
+    }
+    Ok(preload)
 }
 
 #[derive(Default)]

@@ -3,6 +3,7 @@
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -65,12 +66,36 @@ pub struct Chat {
     pub model: chat::Model,
     /// The viewer's side: unread counts and read receipts are from its point of view.
     pub side: Side,
+    /// Fields fetched for the whole inbox page at once, when this chat is part of one.
+    pub preload: Option<Arc<PagePreload>>,
 }
 
 impl Chat {
     pub fn new(model: chat::Model, side: Side) -> Self {
-        Self { model, side }
+        Self {
+            model,
+            side,
+            preload: None,
+        }
     }
+
+    pub fn with_preload(mut self, preload: Arc<PagePreload>) -> Self {
+        self.preload = Some(preload);
+        self
+    }
+}
+
+/// The per-chat fields of an inbox page, fetched for all its chats in one statement each (only
+/// those the query asks for). DataLoaders batch only what arrives within their delay, which for
+/// a page of 50 is not always everything, so a page would cost more statements the longer it is.
+#[derive(Default)]
+pub struct PagePreload {
+    /// The newest message by chat id.
+    pub last_messages: Option<HashMap<Uuid, chat_message::Model>>,
+    /// Unread counts (from the admins' side) by chat id; absent means none.
+    pub unread_counts: Option<HashMap<Uuid, i64>>,
+    /// Attachments of those newest messages, by message id.
+    pub attachments: Option<HashMap<Uuid, Vec<chat_attachment::Model>>>,
 }
 
 /// A conversation between one visitor and the team.
@@ -117,6 +142,19 @@ impl Chat {
 
     /// The newest message, for previews.
     async fn last_message(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
+        if let Some(preload) = &self.preload
+            && let Some(last_messages) = &preload.last_messages
+        {
+            return Ok(last_messages.get(&self.model.id).map(|message| {
+                let attachments = preload
+                    .attachments
+                    .as_ref()
+                    .map(|by_message| by_message.get(&message.id).cloned().unwrap_or_default());
+                let mut message = Message::new(message.clone(), &self.model);
+                message.preloaded_attachments = attachments;
+                message
+            }));
+        }
         let loader = ctx.data::<DataLoader<LastMessageLoader>>()?;
         let message = loader.load_one(self.model.id).await.map_err(shared)?;
         Ok(message.map(|message| Message::new(message, &self.model)))
@@ -124,11 +162,19 @@ impl Chat {
 
     /// How many of the other side's messages the viewer's side has not read.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let loader = ctx.data::<DataLoader<UnreadCountLoader>>()?;
-        let count = loader
-            .load_one((self.side, self.model.id))
-            .await
-            .map_err(shared)?;
+        let preloaded = self
+            .preload
+            .as_ref()
+            .and_then(|preload| preload.unread_counts.as_ref())
+            .filter(|_| self.side == Side::Admin);
+        let count = match preloaded {
+            Some(counts) => Some(counts.get(&self.model.id).copied().unwrap_or(0)),
+            None => ctx
+                .data::<DataLoader<UnreadCountLoader>>()?
+                .load_one((self.side, self.model.id))
+                .await
+                .map_err(shared)?,
+        };
         Ok(count.unwrap_or(0).try_into().unwrap_or(i32::MAX))
     }
 
@@ -192,6 +238,8 @@ pub struct Message {
     pub model: chat_message::Model,
     /// The other side's read mark, if it covers this message.
     pub read_at: Option<DateTime<Utc>>,
+    /// Attachments fetched with an inbox page; `None` means ask the loader.
+    pub preloaded_attachments: Option<Vec<chat_attachment::Model>>,
 }
 
 impl Message {
@@ -201,7 +249,11 @@ impl Message {
             chat_message::SenderType::Admin => chat.visitor_last_read_at,
         };
         let read_at = other_side_mark.filter(|mark| *mark >= model.created_at);
-        Self { model, read_at }
+        Self {
+            model,
+            read_at,
+            preloaded_attachments: None,
+        }
     }
 }
 
@@ -235,6 +287,9 @@ impl Message {
 
     /// Files sent with the message, in upload order.
     async fn attachments(&self, ctx: &Context<'_>) -> Result<Vec<Attachment>> {
+        if let Some(preloaded) = &self.preloaded_attachments {
+            return Ok(preloaded.iter().cloned().map(Attachment).collect());
+        }
         let loader = ctx.data::<DataLoader<AttachmentsLoader>>()?;
         let found = loader.load_one(self.model.id).await.map_err(shared)?;
         Ok(found

@@ -335,14 +335,30 @@ fn search_condition(backend: DbBackend, pattern: String) -> SimpleExpr {
                 sea_orm::Value::from(pattern),
             ],
         ),
-        _ => Expr::cust_with_values(
-            "(chats.id IN (SELECT chat_id FROM chat_messages_fts WHERE message LIKE ?) \
-             OR chats.id IN (SELECT chat_id FROM chats_fts WHERE visitor LIKE ?))",
-            [
-                sea_orm::Value::from(pattern.clone()),
-                sea_orm::Value::from(pattern),
-            ],
-        ),
+        // SQLite's LIKE folds ASCII only ("ZOË" would miss "Zoë"); the trigram tokenizer's MATCH
+        // folds all of Unicode, and a quoted phrase matches as a substring. A term too short
+        // for a trigram has no MATCH, so it falls back to LIKE.
+        _ => match pattern.trim_matches('%') {
+            term if term.chars().count() >= 3 => {
+                let phrase = format!("\"{}\"", term.replace('"', "\"\""));
+                Expr::cust_with_values(
+                    "(chats.id IN (SELECT chat_id FROM chat_messages_fts WHERE chat_messages_fts MATCH ?) \
+                     OR chats.id IN (SELECT chat_id FROM chats_fts WHERE chats_fts MATCH ?))",
+                    [
+                        sea_orm::Value::from(phrase.clone()),
+                        sea_orm::Value::from(phrase),
+                    ],
+                )
+            }
+            _ => Expr::cust_with_values(
+                "(chats.id IN (SELECT chat_id FROM chat_messages_fts WHERE message LIKE ?) \
+                 OR chats.id IN (SELECT chat_id FROM chats_fts WHERE visitor LIKE ?))",
+                [
+                    sea_orm::Value::from(pattern.clone()),
+                    sea_orm::Value::from(pattern),
+                ],
+            ),
+        },
     }
 }
 
