@@ -451,7 +451,51 @@ async fn expensive_queries_are_refused_and_the_server_keeps_serving(backend: Bac
     assert_still_serving(&app).await;
 }
 
+/// The parser's and validator's own refusals carry a code too, and never quote a huge query
+/// back whole.
+async fn every_refusal_carries_a_code(backend: Backend) {
+    let app = common::spawn_app(backend).await;
+    let admin = app.admin_token().await;
+    let nested = format!("query {{ {} }}", "chat(id: \"x\") { ".repeat(2000));
+    for (query, what) in [
+        ("{ uploadPolicy { ", "a syntax error"),
+        ("{ uploadPolicy { noSuchField } }", "an unknown field"),
+        ("{ chat(id: \"not-a-uuid\") { id } }", "a bad UUID literal"),
+        (nested.as_str(), "a 2,000-level query"),
+        ("{ uploadPolicy { maxFiles } }", "a valid query (control)"),
+    ] {
+        let response = app.graphql(query, json!({}), Some(&admin)).await;
+        if what.ends_with("(control)") {
+            assert!(response.get("errors").is_none(), "{what}: {response}");
+            continue;
+        }
+        assert_eq!(
+            error_code(&response),
+            Some("BAD_USER_INPUT"),
+            "{what}: {response}"
+        );
+        let message = response["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            message.chars().count() <= 301,
+            "{what}: a {}-character message",
+            message.len()
+        );
+    }
+    // `first` may be left out (it defaults to 50), even through a nullable variable.
+    let data = app
+        .data(
+            "query($first: Int) { chats(first: $first) { totalCount } }",
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(data["chats"]["totalCount"], 0);
+}
+
 backend_tests!(
+    every_refusal_carries_a_code,
     sign_in_attempts_are_limited_per_client_address,
     behind_a_trusted_proxy_limits_follow_the_forwarded_address,
     sending_is_limited_per_visitor_token_and_per_address,

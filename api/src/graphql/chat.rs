@@ -99,7 +99,7 @@ impl ChatQuery {
         &self,
         ctx: &Context<'_>,
         filter: Option<ChatFilter>,
-        #[graphql(default = 50)] first: i32,
+        #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
     ) -> Result<ChatConnection> {
         let viewer = viewer(ctx);
@@ -117,8 +117,8 @@ impl ChatQuery {
             search: filter.search,
             unread_only: filter.unread_only.unwrap_or(false),
         };
-        let first =
-            u64::try_from(first).map_err(|_| Error::bad_input("first must not be negative"))?;
+        let first = u64::try_from(first.unwrap_or(50))
+            .map_err(|_| Error::bad_input("first must not be negative"))?;
         let after = after.as_deref().map(Cursor::decode).transpose()?;
         let db = &app(ctx)?.db;
         let (found, has_next_page) = chats::list(db, viewer, &filter, first, after).await?;

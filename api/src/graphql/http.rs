@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_graphql::http::{GraphiQLSource, MultipartOptions, receive_batch_body};
 use async_graphql::{
-    BatchRequest, Data, ErrorExtensions, ParseRequestError, Response, ServerError, Value,
+    BatchRequest, BatchResponse, Data, ErrorExtensions, ParseRequestError, Response, ServerError,
+    Value,
 };
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::body::Body;
@@ -88,10 +89,7 @@ pub async fn graphql_post(
         // One more than allowed, so the stream limit leaves room for the operations and map
         // parts; the count itself is checked in `sendMessage` (TOO_MANY_FILES).
         .max_num_files(app.settings.max_files + 1);
-    let reader = body
-        .into_data_stream()
-        .map_err(std::io::Error::other)
-        .into_async_read();
+    let reader = paced(body).into_async_read();
     let batch = match receive_batch_body(content_type, reader, options).await {
         Ok(batch) => batch,
         Err(error) => return parse_error_response(error, app),
@@ -120,11 +118,47 @@ pub async fn graphql_post(
             );
         }
     };
-    GraphQLResponse::from(response).into_response()
+    GraphQLResponse::from(with_error_codes(response)).into_response()
+}
+
+/// async-graphql's own refusals (syntax, validation, depth and complexity limits) carry no
+/// code; every error a client sees has one. Their messages can quote the whole query back, so
+/// they are cut short too.
+fn with_error_codes(mut response: BatchResponse) -> BatchResponse {
+    const MAX_MESSAGE_CHARS: usize = 300;
+    let responses = match &mut response {
+        BatchResponse::Single(single) => std::slice::from_mut(single),
+        BatchResponse::Batch(many) => many.as_mut_slice(),
+    };
+    for single in responses {
+        for error in &mut single.errors {
+            let has_code = error
+                .extensions
+                .as_ref()
+                .is_some_and(|ext| ext.get("code").is_some());
+            if !has_code {
+                error
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", "BAD_USER_INPUT");
+            }
+            if error.message.chars().count() > MAX_MESSAGE_CHARS {
+                error.message = error
+                    .message
+                    .chars()
+                    .take(MAX_MESSAGE_CHARS)
+                    .collect::<String>()
+                    + "…";
+            }
+        }
+    }
+    response
 }
 
 fn parse_error_response(error: ParseRequestError, app: &AppState) -> axum::response::Response {
+    let too_slow = arrived_too_slowly(&error);
     let error = match error {
+        _ if too_slow => Error::bad_input("the request body arrived too slowly; send it again"),
         ParseRequestError::PayloadTooLarge => Error::FileTooLarge {
             max_bytes: app.settings.max_file_bytes,
         },
@@ -138,6 +172,58 @@ fn parse_error_response(error: ParseRequestError, app: &AppState) -> axum::respo
         other => Error::bad_input(format!("malformed GraphQL request: {other}")),
     };
     error_response(error.status(), error)
+}
+
+/// A request body gets [`BODY_GRACE`] plus one second for every [`BODY_MIN_RATE`] bytes it has
+/// delivered (Apache mod_reqtimeout's rule), and may never pause longer than [`BODY_IDLE`]: a
+/// slow-loris client trickling bytes to hold a connection and an upload slot is cut off, while
+/// a slow but real upload (1 KiB/s and up) is not.
+pub const BODY_GRACE: Duration = Duration::from_secs(10);
+pub const BODY_MIN_RATE: u64 = 1024;
+pub const BODY_IDLE: Duration = Duration::from_secs(30);
+
+fn paced(body: Body) -> impl Stream<Item = std::io::Result<bytes::Bytes>> {
+    let started = tokio::time::Instant::now();
+    let state = Some((body.into_data_stream(), 0u64));
+    futures_util::stream::unfold(state, move |state| async move {
+        let (mut stream, received) = state?;
+        let earned = Duration::from_millis(received.saturating_mul(1000) / BODY_MIN_RATE);
+        let deadline = (started + BODY_GRACE + earned).min(tokio::time::Instant::now() + BODY_IDLE);
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(bytes))) => {
+                let received = received + bytes.len() as u64;
+                Some((Ok(bytes), Some((stream, received))))
+            }
+            Ok(Some(Err(error))) => Some((Err(std::io::Error::other(error)), None)),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the request body arrived too slowly",
+                )),
+                None,
+            )),
+        }
+    })
+}
+
+/// Whether [`paced`] cut the body off, however deep the parser wrapped its error.
+fn arrived_too_slowly(error: &ParseRequestError) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = match error {
+        ParseRequestError::Io(io) => Some(io),
+        ParseRequestError::InvalidMultipart(inner) => Some(inner),
+        _ => None,
+    };
+    while let Some(error) = next {
+        if error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// Refuses batches over the cap and requests that smuggle the upload marker.
