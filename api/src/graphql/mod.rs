@@ -3,7 +3,6 @@
 pub mod admin;
 pub mod chat;
 pub mod http;
-pub mod loaders;
 pub mod schema;
 pub mod subscription;
 pub mod types;

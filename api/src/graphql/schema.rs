@@ -2,12 +2,10 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, MergedObject, Schema};
 
 use super::admin::{AdminMutation, AdminQuery};
 use super::chat::{ChatMutation, ChatQuery};
-use super::loaders::{AttachmentsLoader, LastMessageLoader, UnreadCountLoader};
 use super::subscription::Subscription;
 use crate::auth::Viewer;
 use crate::error::Error;
@@ -42,13 +40,7 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
 }
 
 pub fn build_schema(state: AppState) -> AppSchema {
-    let spawn = |future| {
-        tokio::spawn(future);
-    };
-    let mut builder = builder()
-        .data(DataLoader::new(LastMessageLoader(state.db.clone()), spawn))
-        .data(DataLoader::new(UnreadCountLoader(state.db.clone()), spawn))
-        .data(DataLoader::new(AttachmentsLoader(state.db.clone()), spawn));
+    let mut builder = builder();
     if !state.settings.introspection {
         builder = builder.disable_introspection();
     }

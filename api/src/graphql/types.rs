@@ -1,13 +1,11 @@
 //! GraphQL types, built from entities so the SDL is not tied to the table layout.
 
-use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject};
+use async_graphql::{Context, Enum, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::loaders::{AttachmentsLoader, LastMessageLoader, UnreadCountLoader};
 use super::schema::{app, viewer};
 use crate::auth::viewer::Side;
 use crate::error::Error;
@@ -17,10 +15,6 @@ use crate::service::messages::{self, PageArgs};
 use entity::{admin, chat, chat_attachment, chat_message};
 
 type Result<T> = async_graphql::Result<T>;
-
-fn shared(error: Arc<Error>) -> async_graphql::Error {
-    error.extend()
-}
 
 /// Where a conversation stands.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -86,8 +80,8 @@ impl Chat {
 }
 
 /// The per-chat fields of an inbox page, fetched for all its chats in one statement each (only
-/// those the query asks for). DataLoaders batch only what arrives within their delay, which for
-/// a page of 50 is not always everything, so a page would cost more statements the longer it is.
+/// those the query asks for), so a page costs the same number of statements whatever its length.
+/// (DataLoaders would batch only what arrives within their delay, which is not always a page.)
 #[derive(Default)]
 pub struct PagePreload {
     /// The newest message by chat id.
@@ -155,9 +149,11 @@ impl Chat {
                 message
             }));
         }
-        let loader = ctx.data::<DataLoader<LastMessageLoader>>()?;
-        let message = loader.load_one(self.model.id).await.map_err(shared)?;
-        Ok(message.map(|message| Message::new(message, &self.model)))
+        let found = messages::last_messages(&app(ctx)?.db, &[self.model.id]).await?;
+        Ok(found
+            .into_iter()
+            .next()
+            .map(|message| Message::new(message, &self.model)))
     }
 
     /// How many of the other side's messages the viewer's side has not read.
@@ -169,11 +165,11 @@ impl Chat {
             .filter(|_| self.side == Side::Admin);
         let count = match preloaded {
             Some(counts) => Some(counts.get(&self.model.id).copied().unwrap_or(0)),
-            None => ctx
-                .data::<DataLoader<UnreadCountLoader>>()?
-                .load_one((self.side, self.model.id))
-                .await
-                .map_err(shared)?,
+            None => chats::unread_counts(&app(ctx)?.db, self.side, &[self.model.id])
+                .await?
+                .into_iter()
+                .next()
+                .map(|(_, count)| count),
         };
         Ok(count.unwrap_or(0).try_into().unwrap_or(i32::MAX))
     }
@@ -201,13 +197,38 @@ impl Chat {
             after: after.as_deref().map(Cursor::decode).transpose()?,
             before: before.as_deref().map(Cursor::decode).transpose()?,
         };
-        let page = messages::page(&app(ctx)?.db, self.model.id, args).await?;
+        let db = &app(ctx)?.db;
+        let page = messages::page(db, self.model.id, args).await?;
+        // The page's attachments in one statement, when the query asks for them.
+        let mut attachments: Option<HashMap<Uuid, Vec<chat_attachment::Model>>> = None;
+        if ctx
+            .look_ahead()
+            .field("edges")
+            .field("node")
+            .field("attachments")
+            .exists()
+        {
+            let ids: Vec<Uuid> = page.messages.iter().map(|message| message.id).collect();
+            let mut by_message: HashMap<Uuid, Vec<chat_attachment::Model>> = HashMap::new();
+            for attachment in messages::attachments_of(db, &ids).await? {
+                by_message
+                    .entry(attachment.chat_message_id)
+                    .or_default()
+                    .push(attachment);
+            }
+            attachments = Some(by_message);
+        }
         let edges: Vec<MessageEdge> = page
             .messages
             .into_iter()
-            .map(|message| MessageEdge {
-                cursor: messages::cursor_of(&message).encode(),
-                node: Message::new(message, &self.model),
+            .map(|message| {
+                let preloaded = attachments
+                    .as_ref()
+                    .map(|by_message| by_message.get(&message.id).cloned().unwrap_or_default());
+                let cursor = messages::cursor_of(&message).encode();
+                let mut node = Message::new(message, &self.model);
+                node.preloaded_attachments = preloaded;
+                MessageEdge { cursor, node }
             })
             .collect();
         Ok(MessageConnection {
@@ -238,7 +259,7 @@ pub struct Message {
     pub model: chat_message::Model,
     /// The other side's read mark, if it covers this message.
     pub read_at: Option<DateTime<Utc>>,
-    /// Attachments fetched with an inbox page; `None` means ask the loader.
+    /// Attachments fetched with the page this message is on; `None` means fetch them alone.
     pub preloaded_attachments: Option<Vec<chat_attachment::Model>>,
 }
 
@@ -290,13 +311,8 @@ impl Message {
         if let Some(preloaded) = &self.preloaded_attachments {
             return Ok(preloaded.iter().cloned().map(Attachment).collect());
         }
-        let loader = ctx.data::<DataLoader<AttachmentsLoader>>()?;
-        let found = loader.load_one(self.model.id).await.map_err(shared)?;
-        Ok(found
-            .unwrap_or_default()
-            .into_iter()
-            .map(Attachment)
-            .collect())
+        let found = messages::attachments_of(&app(ctx)?.db, &[self.model.id]).await?;
+        Ok(found.into_iter().map(Attachment).collect())
     }
 
     /// When the server stored it.
