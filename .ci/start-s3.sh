@@ -4,6 +4,7 @@
 #
 #     eval "$(.ci/start-s3.sh)"
 #     CHATDESK_REQUIRE_S3=1 cargo test -p api --lib storage::s3
+#     CHATDESK_REQUIRE_S3=1 cargo test -p tests --test attachments
 #     kill "$CHATDESK_TEST_S3_PID"
 #
 # The server is s3s-fs (crates.io, from the s3s project): a real S3 REST implementation over a
@@ -11,11 +12,29 @@
 # as it would on AWS. It is installed with `cargo install` when missing (about 2 minutes on two
 # cores). s3s-fs 0.15 and later need a newer rustc than our toolchain; 0.14.1 is pinned.
 #
-# Settings (environment): S3_PORT (default 9000), S3S_FS_VERSION (0.14.1),
-# S3S_TARGET_DIR (cargo's build folder for the install; default a temp folder).
+# The server under test reads the standard AWS_* variables (as in production), so they are
+# printed too, AWS_ENDPOINT_URL included. Each run starts its own server on a free port with its
+# own data folder, so running it again (or from two checkouts) never collides; stop one with
+# `kill "$CHATDESK_TEST_S3_PID"; rm -rf "$CHATDESK_TEST_S3_DATA"*`.
+#
+# Settings (environment): S3_PORT (default: the first free port from 9000), S3S_FS_VERSION
+# (0.14.1), S3S_TARGET_DIR (cargo's build folder for the install; default a folder under the
+# system temp folder, never inside the checkout).
 set -euo pipefail
 
-port=${S3_PORT:-9000}
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if [ -n "${S3_PORT:-}" ]; then
+    port=$S3_PORT
+else
+    port=9000
+    while listening "$port"; do
+        port=$((port + 1))
+        if [ "$port" -gt 9100 ]; then
+            echo "start-s3: no free port in 9000-9100; set S3_PORT" >&2
+            exit 1
+        fi
+    done
+fi
 version=${S3S_FS_VERSION:-0.14.1}
 access_key=chatdesk-test-access
 secret_key=chatdesk-test-secret-0123456789
@@ -30,7 +49,7 @@ if ! [ -x "$bin" ] || ! "$bin" --version 2>/dev/null | grep -q "$version"; then
 fi
 
 answers() { curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; }
-if answers; then
+if listening "$port"; then
     echo "start-s3: something already listens on 127.0.0.1:$port; set S3_PORT to another port" >&2
     exit 1
 fi
@@ -69,6 +88,8 @@ export CHATDESK_TEST_S3_BUCKET=$bucket
 export AWS_ACCESS_KEY_ID=$access_key
 export AWS_SECRET_ACCESS_KEY=$secret_key
 export AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL=http://127.0.0.1:$port
+export AWS_ALLOW_HTTP=true
 export CHATDESK_TEST_S3_PID=$pid
 export CHATDESK_TEST_S3_DATA=$data
 EOF

@@ -32,7 +32,7 @@ enum Command {
     Schema,
     /// Run retention and the orphan sweep once, and report what was removed.
     Purge,
-    /// Add a handful of demo chats (both sides talking, several statuses).
+    /// Add a handful of demo chats (both sides talking, several statuses, two attachments).
     SeedDemo,
 }
 
@@ -176,7 +176,10 @@ async fn run(command: Command) -> Result<(), String> {
                 email: admin.email,
                 name: admin.name,
             };
-            let count = crate::service::demo::seed(&db, viewer)
+            let storage =
+                crate::storage::from_settings(&settings.storage).map_err(|e| e.message())?;
+            let policy = crate::files::policy::FilePolicy::from_settings(&settings);
+            let count = crate::service::demo::seed(&db, storage.as_ref(), &policy, viewer)
                 .await
                 .map_err(|e| e.message())?;
             println!("created {count} demo chats");
@@ -195,6 +198,11 @@ async fn run(command: Command) -> Result<(), String> {
                     .map_err(|e| e.message())?;
             if report.skipped {
                 println!("another instance is running the jobs right now; nothing done");
+            } else if settings.retention_days == 0 {
+                println!(
+                    "retention is off (CHATDESK_RETENTION_DAYS=0); removed {} orphaned file(s)",
+                    report.removed_orphans
+                );
             } else {
                 println!(
                     "purged {} attachment(s) older than {} days; removed {} orphaned file(s)",

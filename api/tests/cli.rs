@@ -1,7 +1,9 @@
-//! The `chatdesk` binary: bad configuration fails with one clear line, admin commands work.
+//! The `chatdesk` binary: bad configuration fails with one clear line; admin, seed-demo and purge work.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
+
+use sha2::{Digest, Sha256};
 
 fn chatdesk(
     dir: &std::path::Path,
@@ -190,5 +192,219 @@ fn seed_demo_creates_chats_with_both_sides_talking() {
             count("SELECT count(*) FROM chats WHERE visitor_name IS NOT NULL").await,
             3
         );
+
+        // The demo files went through the upload path: sniffed, re-encoded, stored, hashed.
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT original_name, mime_type, size_bytes, sha256, storage_path, \
+                 thumbnail_path, width, height FROM chat_attachments ORDER BY mime_type",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        let uploads = dir.path().join("data/uploads");
+        for row in &rows {
+            let name: String = row.try_get_by_index(0).unwrap();
+            let mime: String = row.try_get_by_index(1).unwrap();
+            let size: i64 = row.try_get_by_index(2).unwrap();
+            let sha256: String = row.try_get_by_index(3).unwrap();
+            let path: String = row.try_get_by_index(4).unwrap();
+            let thumbnail: Option<String> = row.try_get_by_index(5).unwrap();
+            let width: Option<i32> = row.try_get_by_index(6).unwrap();
+            let height: Option<i32> = row.try_get_by_index(7).unwrap();
+            assert!(path.starts_with("chat/") && !path.contains(&name), "{path}");
+            let stored = std::fs::read(uploads.join(&path)).unwrap();
+            assert_eq!(stored.len() as i64, size);
+            assert_eq!(hex(&Sha256::digest(&stored)), sha256);
+            match mime.as_str() {
+                "application/pdf" => {
+                    assert_eq!(name, "carrier-trace-4821.pdf");
+                    assert!(stored.starts_with(b"%PDF-") && stored.ends_with(b"%%EOF\n"));
+                    assert_eq!((thumbnail, width, height), (None, None, None));
+                }
+                "image/png" => {
+                    assert_eq!(name, "tracking-4821.png");
+                    assert_eq!((width, height), (Some(480), Some(300)));
+                    let thumbnail = std::fs::read(uploads.join(thumbnail.unwrap())).unwrap();
+                    let thumbnail = image::load_from_memory(&thumbnail).unwrap();
+                    assert_eq!((thumbnail.width(), thumbnail.height()), (320, 200));
+                }
+                other => panic!("unexpected demo attachment type {other}"),
+            }
+        }
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM chat_attachments a JOIN chat_messages m \
+                 ON m.id = a.chat_message_id WHERE m.message IS NOT NULL"
+            )
+            .await,
+            2,
+            "each file comes with a line of text"
+        );
     });
+}
+
+#[test]
+fn purge_removes_old_files_and_orphans_and_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = chatdesk(dir.path(), &[], &["seed-demo"], None);
+    assert!(out.status.success(), "{out:?}");
+    let out = chatdesk(dir.path(), &[], &["purge"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "purged 0 attachment(s) older than 90 days; removed 0 orphaned file(s)\n"
+    );
+
+    // An orphan from two hours ago (a crash between file and row), and one just written,
+    // whose row may still be on its way.
+    let uploads = dir.path().join("data/uploads");
+    let month = uploads.join("chat/2020/01");
+    std::fs::create_dir_all(&month).unwrap();
+    let old_orphan = month.join("7f1b6d0e-0000-4000-8000-000000000001");
+    std::fs::write(&old_orphan, b"left behind").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&old_orphan)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600))
+        .unwrap();
+    let fresh_orphan = month.join("7f1b6d0e-0000-4000-8000-000000000002");
+    std::fs::write(&fresh_orphan, b"just written").unwrap();
+
+    let url = format!(
+        "sqlite://{}?mode=rw",
+        dir.path().join("data/chatdesk.db").display()
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stored: Vec<String> = runtime.block_on(async {
+        use entity::chat_attachment::{Column, Entity};
+        use sea_orm::sea_query::Expr;
+        use sea_orm::{Database, EntityTrait};
+        let db = Database::connect(&url).await.unwrap();
+        // The demo's two attachments, made 100 days old.
+        Entity::update_many()
+            .col_expr(
+                Column::CreatedAt,
+                Expr::value(chrono::Utc::now() - chrono::Duration::days(100)),
+            )
+            .exec(&db)
+            .await
+            .unwrap();
+        Entity::find()
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .flat_map(|row| std::iter::once(row.storage_path).chain(row.thumbnail_path))
+            .collect()
+    });
+    assert_eq!(stored.len(), 3, "a PDF, an image and its thumbnail");
+
+    // Retention off keeps every file; the sweep still runs.
+    let out = chatdesk(
+        dir.path(),
+        &[("CHATDESK_RETENTION_DAYS", "0")],
+        &["purge"],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "retention is off (CHATDESK_RETENTION_DAYS=0); removed 1 orphaned file(s)\n"
+    );
+    for key in &stored {
+        assert!(uploads.join(key).exists(), "{key}");
+    }
+    assert!(!old_orphan.exists());
+    assert!(
+        fresh_orphan.exists(),
+        "an object under an hour old is left alone"
+    );
+
+    let out = chatdesk(dir.path(), &[], &["purge"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "purged 2 attachment(s) older than 90 days; removed 0 orphaned file(s)\n"
+    );
+    for key in &stored {
+        assert!(!uploads.join(key).exists(), "{key} was purged");
+    }
+    assert!(fresh_orphan.exists());
+    let purged = runtime.block_on(async {
+        use entity::chat_attachment::{Column, Entity};
+        use sea_orm::{ColumnTrait, Database, EntityTrait, PaginatorTrait, QueryFilter};
+        let db = Database::connect(&url).await.unwrap();
+        Entity::find()
+            .filter(Column::PurgedAt.is_not_null())
+            .count(&db)
+            .await
+            .unwrap()
+    });
+    assert_eq!(purged, 2, "the rows stay, marked purged");
+}
+
+/// The demo's files go to whatever `CHATDESK_STORAGE` names: here a real S3-compatible server
+/// (`eval "$(.ci/start-s3.sh)"`; skipped without one unless `CHATDESK_REQUIRE_S3=1`).
+#[test]
+fn seed_demo_stores_its_files_on_s3() {
+    let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let Some(bucket) = var("CHATDESK_TEST_S3_BUCKET") else {
+        assert!(
+            var("CHATDESK_REQUIRE_S3").as_deref() != Some("1"),
+            "CHATDESK_REQUIRE_S3=1 but CHATDESK_TEST_S3_BUCKET is not set: eval \"$(.ci/start-s3.sh)\""
+        );
+        eprintln!("skipped: no S3 server (see .ci/start-s3.sh)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("cli-{}", uuid::Uuid::new_v4().simple());
+    let storage = format!("s3://{bucket}/{prefix}");
+    let aws: Vec<(String, String)> = std::env::vars()
+        .filter(|(name, _)| name.starts_with("AWS_"))
+        .collect();
+    let mut env: Vec<(&str, &str)> = aws
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    env.push(("CHATDESK_STORAGE", storage.as_str()));
+    let out = chatdesk(dir.path(), &env, &["seed-demo"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !dir.path().join("data/uploads").exists(),
+        "nothing went to the local folder"
+    );
+
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        dir.path().join("data/chatdesk.db").display()
+    );
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use futures_util::TryStreamExt;
+        use sea_orm::{Database, EntityTrait};
+        let db = Database::connect(&url).await.unwrap();
+        let rows = entity::chat_attachment::Entity::find()
+            .all(&db)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        // Read back with the server's own S3 client, configured from the same AWS_* variables.
+        let store =
+            api::storage::from_settings(&api::config::StorageLocation::S3 { bucket, prefix })
+                .unwrap();
+        for row in rows {
+            let object = store.get(&row.storage_path, None).await.unwrap().unwrap();
+            let chunks: Vec<bytes::Bytes> = object.body.try_collect().await.unwrap();
+            assert_eq!(hex(&Sha256::digest(chunks.concat())), row.sha256);
+            if let Some(thumbnail) = row.thumbnail_path {
+                assert!(store.get(&thumbnail, None).await.unwrap().is_some());
+            }
+        }
+    });
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -52,6 +52,9 @@ const S = {
   msgs: new Map(),
   els: new Map(),
   newest: null, // endCursor of the newest page, for polling with `after`
+  // Whether the thread follows its newest message: set by scrolling, not measured at render
+  // time, because an image that finishes loading grows the thread without any scroll.
+  stuck: true,
   older: null, // startCursor while there are older messages
   tray: [],
   drafts: new Map(),
@@ -132,6 +135,9 @@ function local(url) {
 
 let toastTimer = 0;
 function toast(text) {
+  // Requests still in flight when the session ended fail with UNAUTHENTICATED: the sign-in
+  // page says so already.
+  if (!S.session) return;
   const t = $('toast');
   t.textContent = text;
   t.hidden = false;
@@ -192,6 +198,7 @@ function signOut(message) {
   clearTimeout(S.expiryTimer);
   Object.values(timers).forEach(clearTimeout);
   closeChat();
+  $('toast').hidden = true;
   S.rows = [];
   S.seen.clear();
   $('chat-list').replaceChildren();
@@ -605,7 +612,12 @@ function markRead(force) {
     if (!force && !(S.chat && S.chat.unreadCount > 0)) return;
     try {
       const d = await gql(M_READ, { chatId: id });
-      if (id === S.openId) S.chat = d.markChatRead;
+      if (id === S.openId) {
+        S.chat = d.markChatRead;
+        // The server's mark is at least the newest message: everything shown is read now.
+        readUpTo('VISITOR', d.markChatRead.lastMessageAt || new Date().toISOString());
+        renderThread(false);
+      }
       upsertRow(d.markChatRead);
       refreshUnread();
     } catch {
@@ -615,6 +627,17 @@ function markRead(force) {
 }
 
 // ---- messages ----
+/**
+ * Reading, or answering, moves a side's read mark: the other side's messages up to `at` now
+ * read as seen (the server's readAt is that mark), without fetching the thread again.
+ */
+function readUpTo(sender, at) {
+  const t = Date.parse(at);
+  for (const m of S.msgs.values()) {
+    if (!m.local && m.sender === sender && !m.readAt && Date.parse(m.createdAt) <= t) m.readAt = at;
+  }
+}
+
 function addMsg(m) {
   const k = keyOf(m);
   const prev = S.msgs.get(k);
@@ -629,7 +652,7 @@ const order = (a, b) => (!!a.local - !!b.local) || (Date.parse(a.createdAt) - Da
 function renderThread(forceScroll) {
   const thread = $('thread');
   const list = $('messages');
-  const stick = forceScroll || thread.scrollHeight - thread.scrollTop - thread.clientHeight < 80;
+  const stick = forceScroll || S.stuck;
   const sorted = [...S.msgs.entries()].sort((a, b) => order(a[1], b[1]));
   const alive = new Set();
   let prev = null;
@@ -654,7 +677,10 @@ function renderThread(forceScroll) {
     }
   }
   $('load-older').hidden = !S.older;
-  if (stick) thread.scrollTop = thread.scrollHeight;
+  if (stick) {
+    thread.scrollTop = thread.scrollHeight;
+    S.stuck = true;
+  }
 }
 
 function msgEl(m) {
@@ -714,7 +740,7 @@ function attEl(a, m) {
   const link = h('a', { href: url, download: a.name, class: 'dl', 'data-testid': 'attachment-download', onclick: guard }, 'Download');
   const meta = h('span', { class: 'muted' }, `${fmtSize(a.sizeBytes)}${a.width ? ` · ${a.width}×${a.height}` : ''}`);
   if (a.thumbnailUrl) {
-    const img = h('img', { src: local(a.thumbnailUrl), alt: a.name, loading: 'lazy', width: a.width ? Math.min(a.width, 240) : null, height: a.width && a.height ? Math.round((a.height * Math.min(a.width, 240)) / a.width) : null, 'data-testid': 'attachment-thumbnail' });
+    const img = h('img', { src: local(a.thumbnailUrl), alt: a.name, loading: 'lazy', onload: () => { if (S.stuck) $('thread').scrollTop = $('thread').scrollHeight; }, width: a.width ? Math.min(a.width, 240) : null, height: a.width && a.height ? Math.round((a.height * Math.min(a.width, 240)) / a.width) : null, 'data-testid': 'attachment-thumbnail' });
     img.addEventListener('error', () => {
       authorizedBlob(`/api/chat/files/${a.id}/thumbnail`).then((b) => {
         img.src = URL.createObjectURL(b);
@@ -889,6 +915,7 @@ function onChatEvent(ev) {
     addMsg(m);
     if (m.sender === 'VISITOR') {
       showTyping(false);
+      readUpTo('ADMIN', m.createdAt); // the visitor's message marks what they saw before it
       markRead(false);
     }
     renderThread(m.sender === 'ADMIN' && m.senderLabel === (S.me && (S.me.name || S.me.email)));
@@ -1104,6 +1131,10 @@ function bind() {
   $('refresh').addEventListener('click', () => { loadList(true); refreshUnread(); });
   $('load-more').addEventListener('click', () => loadList(false));
   $('load-older').addEventListener('click', loadOlder);
+  $('thread').addEventListener('scroll', () => {
+    const t = $('thread');
+    S.stuck = t.scrollHeight - t.scrollTop - t.clientHeight < 80;
+  });
   $('status-select').addEventListener('change', (e) => setStatus(e.target.value));
   $('visitor-form').addEventListener('submit', saveVisitor);
   $('visitor-form').addEventListener('input', () => { S.visitorDirty = true; });

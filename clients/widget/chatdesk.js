@@ -85,6 +85,10 @@
   }
   const quiet = p => p.catch(() => {});
   const gone = e => ['UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND'].includes(e.code);
+  // Refusals that sending the same thing again cannot change: no retry, only remove.
+  const FINAL = ['UNSUPPORTED_FILE_TYPE', 'FILE_TOO_LARGE', 'TOO_MANY_FILES', 'MESSAGE_TOO_LONG'];
+  // The server's reasons are lower-case clauses; shown alone, they read as a sentence.
+  const sentence = t => (t = String(t || '').trim()) && t[0].toUpperCase() + t.slice(1) + (/[.!?…]$/.test(t) ? '' : '.');
 
   // ---- small DOM helpers: text always goes in as text nodes ----
   const h = (tag, attrs, ...kids) => {
@@ -182,7 +186,8 @@ progress{width:160px;height:6px;margin-top:4px;accent-color:var(--a)}
 .older{align-self:center;border:1px solid var(--ln);background:#fff;border-radius:14px;padding:2px 12px;font-size:12px}
 .ask{margin:0 12px 8px;padding:10px;border:1px solid var(--ln);border-radius:10px;background:#fff;display:grid;gap:6px;font-size:13px}
 .ask p{margin:0}
-.ask input{font:inherit;padding:6px 8px;border:1px solid var(--ln);border-radius:6px;width:100%}
+.ask input{font:inherit;padding:6px 8px;border:1px solid var(--ln);border-radius:6px;width:100%;min-width:0}
+.two{display:grid;grid-template-columns:1fr 1fr;gap:6px}
 .row{display:flex;gap:8px;justify-content:flex-end}
 .btn{border:0;border-radius:8px;padding:6px 12px;background:var(--a);color:#fff}
 .btn2{border:1px solid var(--ln);border-radius:8px;padding:5px 11px;background:#fff}
@@ -253,7 +258,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     u.greeting = h('div', { class: 'msg', 'data-testid': 'chatdesk-greeting' }, h('div', { class: 'bubble' }, opt.greeting || 'Hi! Ask us anything — we usually reply within a few minutes.'));
     u.list = h('div', { class: 'msgs', role: 'list' });
     u.closed = h('p', { class: 'note', hidden: true, 'data-testid': 'chatdesk-closed-note' }, 'This conversation was closed. Write to reopen it.');
-    u.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Conversation', 'data-testid': 'chatdesk-thread', tabindex: '0' }, u.older, u.greeting, u.list, u.closed);
+    u.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Conversation', 'data-testid': 'chatdesk-thread', tabindex: '0', onscroll: () => { stuck = nearBottom(); } }, u.older, u.greeting, u.list, u.closed);
     u.typing = h('div', { class: 'typing', hidden: true, 'data-testid': 'chatdesk-typing', 'aria-live': 'polite' }, 'Support is typing…');
     u.err = h('p', { class: 'err', role: 'alert', hidden: true, 'data-testid': 'chatdesk-error' });
     u.ask = buildAsk();
@@ -303,7 +308,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
         done();
       } catch (err) { showError(err.message); }
     } },
-    h('p', {}, 'So we can reach you if you leave — optional:'), name, email,
+    h('p', {}, 'So we can reach you if you leave — optional:'), h('div', { class: 'two' }, name, email),
     h('div', { class: 'row' },
       h('button', { class: 'btn2', type: 'button', 'data-testid': 'chatdesk-details-skip', onclick: done }, 'No thanks'),
       h('button', { class: 'btn', type: 'submit', 'data-testid': 'chatdesk-details-save' }, 'Save')));
@@ -374,7 +379,10 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   }
 
   const nearBottom = () => ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 80;
-  const scrollDown = () => { ui.log.scrollTop = ui.log.scrollHeight; };
+  // Whether the thread follows its newest message: set by scrolling, not measured at render
+  // time, because an image that finishes loading grows the thread without any scroll.
+  let stuck = true;
+  const scrollDown = () => { ui.log.scrollTop = ui.log.scrollHeight; stuck = true; };
 
   // ---- messages ----
   function add(m, fetched) {
@@ -391,7 +399,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
 
   function render(forceScroll) {
     if (!ui) return;
-    const stick = forceScroll || nearBottom();
+    const stick = forceScroll || stuck;
     const list = Array.from(msgs.entries()).sort((a, b) => order(a[1], b[1]));
     const alive = new Set();
     let prevEl = null;
@@ -439,7 +447,8 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     }
     if (state === 'failed') {
       if (m.error) el.append(h('div', { class: 'fail', 'data-testid': 'chatdesk-message-error' }, m.error));
-      meta.append(h('button', { class: 'link', type: 'button', 'data-testid': 'chatdesk-retry', onclick: () => deliver(m) }, 'Retry'),
+      if (!m.final) meta.append(h('button', { class: 'link', type: 'button', 'data-testid': 'chatdesk-retry', onclick: () => deliver(m) }, 'Retry'));
+      meta.append(
         h('button', { class: 'link', type: 'button', 'data-testid': 'chatdesk-discard', onclick: () => { msgs.delete(keyOf(m)); render(); } }, 'Remove'));
     }
     el.append(meta);
@@ -451,7 +460,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     if (a.purged || !a.url) {
       return h('div', { class: 'card', 'data-testid': 'chatdesk-attachment', 'data-purged': '' }, h('span', {}, h('b', {}, a.name), h('small', {}, 'File expired')));
     }
-    const link = (cls, kids) => h('a', { class: cls, href: a.url, target: '_blank', rel: 'noopener', download: a.name, 'data-testid': 'chatdesk-attachment', 'aria-label': `${a.name}, ${size}, download`, onclick: e => {
+    const link = (cls, kids) => h('a', { class: cls, href: a.url, target: '_blank', rel: 'noopener', download: a.name, 'data-testid': 'chatdesk-attachment', onclick: e => {
       // An old signed link has expired: fetch the file with the chat token instead.
       if (Date.now() - m.t < STALE_MS) return;
       e.preventDefault();
@@ -462,7 +471,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       }, () => showError('That file could not be downloaded.'));
     } }, kids);
     if (a.thumbnailUrl) {
-      const img = h('img', { src: a.thumbnailUrl, alt: a.name, width: a.width, height: a.height, loading: 'lazy' });
+      const img = h('img', { src: a.thumbnailUrl, alt: `${a.name}, ${size}`, width: a.width, height: a.height, loading: 'lazy', onload: () => { if (stuck) scrollDown(); } });
       img.addEventListener('error', () => {
         fetchFile(a, '/thumbnail').then(b => { img.src = URL.createObjectURL(b); }, () => {});
       }, { once: true });
@@ -561,8 +570,11 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
 
   // ---- realtime: graphql-transport-ws, polling while the socket is down ----
   function connect() {
-    disconnect();
-    if (!hasChat()) return;
+    // Polling keeps its rhythm across reconnect attempts (they come every 1, 2, 4… s at
+    // first): restarting its timer on each would postpone every poll while the socket fails.
+    clearTimeout(wsTimer);
+    closeSocket();
+    if (!hasChat()) return stopPoll();
     const chatId = rec.chatId;
     const token = rec.token;
     let s;
@@ -597,10 +609,13 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     // Until the socket is confirmed, keep polling.
     startPoll();
   }
+  function closeSocket() {
+    if (ws) { const s = ws; ws = null; wsUp = false; try { s.close(); } catch { /* already closed */ } }
+  }
   function disconnect() {
     clearTimeout(wsTimer);
     stopPoll();
-    if (ws) { const s = ws; ws = null; wsUp = false; try { s.close(); } catch { /* already closed */ } }
+    closeSocket();
   }
   function startPoll() { if (!pollTimer && hasChat()) pollTimer = setInterval(() => { if (!wsUp) poll(); }, POLL_MS); }
   function stopPoll() { clearInterval(pollTimer); pollTimer = 0; }
@@ -616,6 +631,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       if (m.sender === 'ADMIN') {
         showTyping(false);
         if (isNew) emit('message', m);
+        readUpTo(m.createdAt);
         markRead();
       }
       render(m.sender === 'VISITOR');
@@ -625,9 +641,15 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       loadLatest(); // readAt of our messages changed
     } else render();
   }
+  // Answering reads: the server moves the team's read mark to the reply, so every earlier
+  // visitor message now reads as seen, with that mark as its readAt.
+  function readUpTo(at) {
+    const t = Date.parse(at);
+    for (const m of msgs.values()) if (!m.local && m.sender === 'VISITOR' && !m.readAt && Date.parse(m.createdAt) <= t) m.readAt = at;
+  }
   function showTyping(on) {
     clearTimeout(typingTimer);
-    const stick = nearBottom();
+    const stick = stuck;
     ui.typing.hidden = !on;
     if (on) typingTimer = setTimeout(() => { ui.typing.hidden = true; }, 8000);
     if (stick) scrollDown();
@@ -712,6 +734,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   async function deliver(m) {
     m.state = 'sending';
     m.error = null;
+    m.final = false;
     m.progress = 0;
     render(true);
     try {
@@ -726,7 +749,8 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       if (!known && !rec.asked) ui.ask.hidden = false;
     } catch (e) {
       m.state = 'failed';
-      m.error = e.message;
+      m.error = sentence(e.message);
+      m.final = FINAL.includes(e.code);
       if (gone(e)) {
         reset(true);
         m.error = 'This chat has ended. Retry to start a new one.';

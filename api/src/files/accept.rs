@@ -5,12 +5,12 @@ use async_graphql::{Context, Upload};
 use uuid::Uuid;
 
 use super::policy::FilePolicy;
-use super::upload::prepare_file;
+use super::upload::{PreparedFile, prepare_file};
 use crate::clock::now;
 use crate::error::{Error, Result};
 use crate::service::messages::NewAttachment;
 use crate::state::AppState;
-use crate::storage::{new_key, thumbnail_key};
+use crate::storage::{Storage, new_key, thumbnail_key};
 
 /// Files accepted and stored for one message, not yet named by any row.
 #[derive(Default)]
@@ -24,11 +24,16 @@ impl AcceptedFiles {
     /// Removes the stored files again: the row was not written, or a retry made them surplus.
     /// A failure here leaves an orphan that the hourly sweep removes.
     pub async fn discard(self, app: &AppState) {
-        for file in self.0 {
-            for key in std::iter::once(file.storage_path).chain(file.thumbnail_path) {
-                if let Err(error) = app.storage.delete(&key).await {
-                    tracing::warn!(key, error = ?error, "could not remove an unused upload");
-                }
+        discard(app.storage.as_ref(), self.0).await;
+    }
+}
+
+/// Removes stored files no row will name. A failure here leaves an orphan for the sweep.
+pub async fn discard(storage: &dyn Storage, files: Vec<NewAttachment>) {
+    for file in files {
+        for key in std::iter::once(file.storage_path).chain(file.thumbnail_path) {
+            if let Err(error) = storage.delete(&key).await {
+                tracing::warn!(key, error = ?error, "could not remove an unused upload");
             }
         }
     }
@@ -64,17 +69,25 @@ async fn accept_one(
         .value(ctx)
         .map_err(|_| Error::bad_input("an upload could not be read"))?;
     let prepared = prepare_file(policy, &value.filename, value.content).await?;
+    store_prepared(app.storage.as_ref(), &prepared).await
+}
+
+/// Stores a prepared file (and its thumbnail) under a fresh key and returns the row to write.
+/// On failure nothing of it stays stored. Uploads and the demo seeder both come through here.
+pub async fn store_prepared(
+    storage: &dyn Storage,
+    prepared: &PreparedFile,
+) -> Result<NewAttachment> {
     let key = new_key(now());
-    app.storage.put_file(&key, prepared.path()).await?;
+    storage.put_file(&key, prepared.path()).await?;
     let thumbnail_path = match &prepared.image {
         Some(image) => {
             let thumb = thumbnail_key(&key);
-            if let Err(error) = app
-                .storage
+            if let Err(error) = storage
                 .put_bytes(&thumb, image.thumbnail.clone().into())
                 .await
             {
-                let _ = app.storage.delete(&key).await;
+                let _ = storage.delete(&key).await;
                 return Err(error);
             }
             Some(thumb)

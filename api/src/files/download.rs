@@ -95,12 +95,14 @@ async fn serve(
             }
         },
     };
-    // A suffix range (`bytes=-N`) needs the size first; ask for the whole and cut below.
+    // A suffix range (`bytes=-N`) needs the size first: a one-byte read tells it (asking for
+    // the whole object would start an S3 download of all of it), then the suffix is read below.
     let requested = match range {
         Some(ByteRange::From(start, end)) => {
             Some(start..end.map_or(u64::MAX, |end| end.saturating_add(1)))
         }
-        Some(ByteRange::Suffix(_)) | None => None,
+        Some(ByteRange::Suffix(_)) => Some(0..1),
+        None => None,
     };
     let object = match app.storage.get(&key, requested).await {
         Ok(Some(object)) => object,
@@ -155,9 +157,7 @@ async fn serve(
         &length.to_string(),
     );
     let status = if range.is_some() {
-        if object.range.start >= object.size && object.size > 0
-            || (object.range.start == object.range.end && object.size > 0)
-        {
+        if object.size > 0 && (object.range.start >= object.size || object.range.is_empty()) {
             set(
                 &mut response_headers,
                 header::CONTENT_RANGE,

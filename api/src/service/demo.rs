@@ -1,22 +1,39 @@
-//! `chatdesk seed-demo`: a handful of realistic chats, so a new install has something to show.
+//! `chatdesk seed-demo`: a handful of realistic chats, so a new install has something to show,
+//! attachments included: a screenshot and a PDF made here, stored the way uploads are.
 
+use std::io::Cursor;
+
+use image::{ImageFormat, Rgb, RgbImage};
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Viewer;
 use crate::auth::viewer::AdminViewer;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::files::accept::{discard, store_prepared};
+use crate::files::policy::FilePolicy;
+use crate::files::upload::prepare_reader;
 use crate::realtime::EventBus;
 use crate::service::chats::{self, NewChat, VisitorChanges};
-use crate::service::messages::{self, NewMessage};
+use crate::service::messages::{self, NewAttachment, NewMessage};
+use crate::storage::Storage;
 use entity::chat::ChatStatus;
+
+/// A file a demo message carries, generated on the spot.
+#[derive(Clone, Copy, Debug)]
+enum DemoFile {
+    /// A PNG "screenshot" of a tracking page.
+    TrackingScreenshot,
+    /// A one-page PDF.
+    CarrierTrace,
+}
 
 struct DemoChat {
     name: Option<&'static str>,
     email: Option<&'static str>,
     page: &'static str,
     status: ChatStatus,
-    /// (from the visitor?, text)
-    lines: &'static [(bool, &'static str)],
+    /// (from the visitor?, text, attached file)
+    lines: &'static [(bool, &'static str, Option<DemoFile>)],
 }
 
 const CHATS: &[DemoChat] = &[
@@ -29,12 +46,18 @@ const CHATS: &[DemoChat] = &[
             (
                 true,
                 "Hi! Does the yearly plan include the team seats, or are those extra?",
+                None,
             ),
             (
                 false,
                 "Hello Maya! The yearly plan includes 5 seats; more are $4 a month each.",
+                None,
             ),
-            (true, "Great, and can I switch from monthly mid-cycle?"),
+            (
+                true,
+                "Great, and can I switch from monthly mid-cycle?",
+                None,
+            ),
         ],
     },
     DemoChat {
@@ -43,10 +66,25 @@ const CHATS: &[DemoChat] = &[
         page: "/orders/track",
         status: ChatStatus::Pending,
         lines: &[
-            (true, "My order #4821 says delivered but nothing arrived."),
+            (
+                true,
+                "My order #4821 says delivered but nothing arrived.",
+                None,
+            ),
+            (
+                true,
+                "This is what the tracking page shows:",
+                Some(DemoFile::TrackingScreenshot),
+            ),
             (
                 false,
                 "Sorry about that! I've opened a trace with the carrier; I'll update you within a day.",
+                None,
+            ),
+            (
+                false,
+                "Here is the trace request, for your records.",
+                Some(DemoFile::CarrierTrace),
             ),
         ],
     },
@@ -55,7 +93,7 @@ const CHATS: &[DemoChat] = &[
         email: None,
         page: "/",
         status: ChatStatus::Open,
-        lines: &[(true, "Do you ship to Canada?")],
+        lines: &[(true, "Do you ship to Canada?", None)],
     },
     DemoChat {
         name: Some("Priya Raman"),
@@ -63,19 +101,26 @@ const CHATS: &[DemoChat] = &[
         page: "/help/returns",
         status: ChatStatus::Closed,
         lines: &[
-            (true, "How long do refunds take?"),
+            (true, "How long do refunds take?", None),
             (
                 false,
                 "Refunds reach your card 3-5 business days after we receive the return.",
+                None,
             ),
-            (true, "Perfect, thanks!"),
-            (false, "You're welcome, have a good day!"),
+            (true, "Perfect, thanks!", None),
+            (false, "You're welcome, have a good day!", None),
         ],
     },
 ];
 
-/// Creates the demo chats as `admin` would answer them. Returns how many chats were made.
-pub async fn seed(db: &DatabaseConnection, admin: AdminViewer) -> Result<usize> {
+/// Creates the demo chats as `admin` would answer them, storing their files in `storage` under
+/// the upload `policy` (a file the policy refuses is left out). Returns how many chats were made.
+pub async fn seed(
+    db: &DatabaseConnection,
+    storage: &dyn Storage,
+    policy: &FilePolicy,
+    admin: AdminViewer,
+) -> Result<usize> {
     let bus = EventBus::in_process();
     let admin = Viewer::Admin(admin);
     for demo in CHATS {
@@ -93,18 +138,183 @@ pub async fn seed(db: &DatabaseConnection, admin: AdminViewer) -> Result<usize> 
             };
             chats::update_visitor(db, &bus, &visitor, chat.id, changes).await?;
         }
-        for (from_visitor, text) in demo.lines {
+        for (from_visitor, text, file) in demo.lines {
             let sender = if *from_visitor { &visitor } else { &admin };
+            let attachments = match file {
+                Some(file) => store_demo_file(storage, policy, *file).await?,
+                None => Vec::new(),
+            };
             let message = NewMessage {
                 body: Some((*text).to_owned()),
                 client_message_id: None,
-                attachments: Vec::new(),
+                attachments: attachments.clone(),
             };
-            messages::send(db, &bus, sender, chat.id, message).await?;
+            if let Err(error) = messages::send(db, &bus, sender, chat.id, message).await {
+                discard(storage, attachments).await;
+                return Err(error);
+            }
         }
         if demo.status != ChatStatus::Open {
             chats::set_status(db, &bus, &admin, chat.id, demo.status).await?;
         }
     }
     Ok(CHATS.len())
+}
+
+/// Generates `file` and stores it as an upload would be: policy, image re-encoding, storage.
+async fn store_demo_file(
+    storage: &dyn Storage,
+    policy: &FilePolicy,
+    file: DemoFile,
+) -> Result<Vec<NewAttachment>> {
+    let (name, bytes) = match file {
+        DemoFile::TrackingScreenshot => ("tracking-4821.png", tracking_screenshot()?),
+        DemoFile::CarrierTrace => ("carrier-trace-4821.pdf", carrier_trace_pdf()),
+    };
+    let prepared = match prepare_reader(policy, name, bytes.as_slice()).await {
+        Ok(prepared) => prepared,
+        Err(error @ (Error::UnsupportedFileType(_) | Error::FileTooLarge { .. })) => {
+            tracing::info!(
+                name,
+                reason = error.message(),
+                "demo file left out by the upload policy"
+            );
+            return Ok(Vec::new());
+        }
+        Err(error) => return Err(error),
+    };
+    Ok(vec![store_prepared(storage, &prepared).await?])
+}
+
+/// A 480x300 PNG that looks like a parcel-tracking page: a header bar, four progress steps
+/// (the last one "delivered"), and grey lines of text.
+fn tracking_screenshot() -> Result<Vec<u8>> {
+    let (width, height) = (480, 300);
+    let mut image = RgbImage::from_pixel(width, height, Rgb([246, 247, 249]));
+    let mut fill = |x0: u32, y0: u32, w: u32, h: u32, colour: [u8; 3]| {
+        for y in y0..(y0 + h).min(height) {
+            for x in x0..(x0 + w).min(width) {
+                image.put_pixel(x, y, Rgb(colour));
+            }
+        }
+    };
+    fill(0, 0, width, 48, [37, 99, 235]);
+    fill(24, 16, 140, 16, [219, 234, 254]);
+    for step in 0..4 {
+        let x = 48 + step * 120;
+        fill(x, 96, 24, 24, [22, 163, 74]);
+        if step < 3 {
+            fill(x + 24, 106, 96, 4, [22, 163, 74]);
+        }
+        fill(x - 12, 132, 48, 6, [156, 163, 175]);
+    }
+    for line in 0..5 {
+        fill(24, 172 + line * 22, 432 - line * 40, 8, [209, 213, 219]);
+    }
+    let mut png = Cursor::new(Vec::new());
+    image
+        .write_to(&mut png, ImageFormat::Png)
+        .map_err(Error::internal)?;
+    Ok(png.into_inner())
+}
+
+/// A minimal but complete one-page PDF (catalog, pages, page, content stream, a standard font,
+/// and a cross-reference table with exact offsets), written by hand: no PDF library needed.
+fn carrier_trace_pdf() -> Vec<u8> {
+    let lines = [
+        "Carrier trace request",
+        "Order #4821 - shipped 3 parcels, tracking RX48210001",
+        "Reported: marked delivered, not received by the customer",
+        "Status: trace opened, answer expected within 1 business day",
+    ];
+    let mut content = String::from("BT /F1 20 Tf 72 770 Td 24 TL\n");
+    for (index, line) in lines.iter().enumerate() {
+        if index == 1 {
+            content.push_str("/F1 12 Tf 18 TL\n");
+        }
+        content.push_str(&format!("({line}) Tj T*\n"));
+    }
+    content.push_str("ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_owned(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+    ];
+    // The binary comment marks the file as binary for tools that guess.
+    let mut pdf = b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (index, object) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", index + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    let mut table = format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1);
+    for offset in offsets {
+        // Each entry is exactly 20 bytes, end of line included.
+        table.push_str(&format!("{offset:010} 00000 n \n"));
+    }
+    table.push_str(&format!(
+        "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+        objects.len() + 1
+    ));
+    pdf.extend_from_slice(table.as_bytes());
+    pdf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The position just after the first `needle` in `haystack`.
+    fn after(haystack: &[u8], needle: &[u8]) -> usize {
+        haystack
+            .windows(needle.len())
+            .position(|window| window == needle)
+            .unwrap()
+            + needle.len()
+    }
+
+    #[test]
+    fn the_demo_pdf_has_a_correct_cross_reference_table() {
+        let pdf = carrier_trace_pdf();
+        assert!(pdf.starts_with(b"%PDF-1.4\n") && pdf.ends_with(b"%%EOF\n"));
+        // Past the binary comment on line 2 the file is ASCII.
+        let ascii = |from: usize| std::str::from_utf8(&pdf[from..]).unwrap();
+        let tail = ascii(pdf.len() - 40);
+        let startxref: usize = tail
+            .rsplit("startxref\n")
+            .next()
+            .and_then(|tail| tail.lines().next())
+            .and_then(|number| number.parse().ok())
+            .unwrap();
+        let entries = ascii(startxref);
+        assert!(entries.starts_with("xref\n0 6\n"), "{entries}");
+        for object in 1..=5 {
+            let line = entries.lines().nth(2 + object).unwrap();
+            assert_eq!(line.len(), 19, "{line:?}"); // 20 with the newline
+            let offset: usize = line[..10].parse().unwrap();
+            assert!(
+                pdf[offset..].starts_with(format!("{object} 0 obj\n").as_bytes()),
+                "object {object} at {offset}"
+            );
+        }
+        let length_at = after(&pdf, b"/Length ");
+        let length: usize = ascii(length_at).split(' ').next().unwrap().parse().unwrap();
+        let stream_at = after(&pdf, b"stream\n");
+        assert!(pdf[stream_at + length..].starts_with(b"\nendstream"));
+    }
+
+    #[test]
+    fn the_demo_screenshot_is_a_png() {
+        let png = tracking_screenshot().unwrap();
+        let image = image::load_from_memory_with_format(&png, ImageFormat::Png).unwrap();
+        assert_eq!((image.width(), image.height()), (480, 300));
+    }
 }

@@ -19,8 +19,9 @@ use entity::chat_attachment;
 /// Objects younger than this are never swept: their row may still be on its way.
 pub const ORPHAN_AGE: Duration = Duration::hours(1);
 
-/// Arbitrary but fixed: the advisory lock that lets one instance at a time run the jobs.
-const JOBS_LOCK: i64 = 0x00c4_a7de_5c00_0001;
+/// Arbitrary but fixed: the Postgres advisory lock that lets one instance at a time run the
+/// jobs (public so tests can hold it).
+pub const JOBS_LOCK: i64 = 0x00c4_a7de_5c00_0001;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {

@@ -198,7 +198,12 @@ impl Storage for S3Storage {
                 }));
         }
         let options = GetOptions {
-            range: wants_range.clone().map(GetRange::Bounded),
+            // "To the end" travels as `bytes=start-`: servers need not parse an end of u64::MAX
+            // (s3s refuses it).
+            range: wants_range.clone().map(|range| match range.end {
+                u64::MAX => GetRange::Offset(range.start),
+                _ => GetRange::Bounded(range),
+            }),
             ..GetOptions::default()
         };
         match self.store.get_opts(&location, options).await {
@@ -372,6 +377,10 @@ mod tests {
         let (object, body) = read(&storage, &small_key, Some(99_990..200_000)).await;
         assert_eq!(object.range, 99_990..100_000);
         assert_eq!(body, &small[99_990..]);
+        // "To the end", as the download route asks for `bytes=N-`.
+        let (object, body) = read(&storage, &small_key, Some(99_000..u64::MAX)).await;
+        assert_eq!(object.range, 99_000..100_000);
+        assert_eq!(body, &small[99_000..]);
         let (object, body) = read(&storage, &small_key, Some(100_000..100_001)).await;
         assert_eq!((object.size, object.range.is_empty()), (100_000, true));
         assert!(body.is_empty());

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 pub mod browser;
+pub mod files;
+pub mod samples;
 pub mod ws;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
