@@ -469,6 +469,41 @@ async fn duplicate_and_unknown_parts_never_become_attachments(backend: Backend) 
     );
 }
 
+/// Thousands of tiny file parts would each hold an open temp file inside the parser; the body
+/// is cut off after the allowed number of parts instead, and no file handles pile up.
+async fn a_flood_of_file_parts_is_cut_off(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (chat_id, token) = app.start_chat(None).await;
+    let open_files = || {
+        std::fs::read_dir("/proc/self/fd")
+            .map(|dir| dir.count())
+            .unwrap_or(0)
+    };
+    let before = open_files();
+    let mut parts = upload_parts(
+        &chat_id,
+        None,
+        None,
+        &[("one.pdf", resilience_support::pdf())],
+    );
+    for n in 0..5_000 {
+        parts.push(Part::file(&format!("x{n}"), "x.pdf", Vec::new()));
+    }
+    let (content_type, body) = multipart(&parts);
+    let (status, answer) = post_multipart(&app, Some(&token), &content_type, body).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "TOO_MANY_FILES",
+        "{answer}"
+    );
+    let after = open_files();
+    assert!(
+        after < before + 100,
+        "open files grew from {before} to {after}"
+    );
+    assert_nothing_stored_and_serving(&app, &chat_id).await;
+}
+
 async fn truncated_and_dropped_uploads_leave_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     let (chat_id, token) = app.start_chat(None).await;
@@ -1021,6 +1056,7 @@ async fn markup_in_messages_is_served_back_as_data(backend: Backend) {
 }
 
 backend_tests!(
+    a_flood_of_file_parts_is_cut_off,
     malformed_json_bodies_are_refused,
     broken_multipart_bodies_are_refused,
     duplicate_and_unknown_parts_never_become_attachments,

@@ -112,6 +112,9 @@ async fn foreign_origins_cannot_open_a_socket(backend: Backend) {
             .await
             .is_ok()
     );
+    // The server's own origin, whatever the public URL says.
+    let own = format!("http://127.0.0.1:{}", app.port);
+    assert!(ws::try_connect(app.port, Some(&own)).await.is_ok());
 }
 
 /// Sockets per address are capped, and a socket that never initialises is closed.

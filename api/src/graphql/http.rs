@@ -89,7 +89,8 @@ pub async fn graphql_post(
         // One more than allowed, so the stream limit leaves room for the operations and map
         // parts; the count itself is checked in `sendMessage` (TOO_MANY_FILES).
         .max_num_files(app.settings.max_files + 1);
-    let reader = paced(body).into_async_read();
+    let boundary = content_type.and_then(multipart_boundary);
+    let reader = limit_parts(paced(body), boundary, app.settings.max_files + 2).into_async_read();
     let batch = match receive_batch_body(content_type, reader, options).await {
         Ok(batch) => batch,
         Err(error) => return parse_error_response(error, app),
@@ -156,9 +157,14 @@ fn with_error_codes(mut response: BatchResponse) -> BatchResponse {
 }
 
 fn parse_error_response(error: ParseRequestError, app: &AppState) -> axum::response::Response {
-    let too_slow = arrived_too_slowly(&error);
+    let cut = body_cut(&error);
     let error = match error {
-        _ if too_slow => Error::bad_input("the request body arrived too slowly; send it again"),
+        _ if cut == Some(std::io::ErrorKind::TimedOut) => {
+            Error::bad_input("the request body arrived too slowly; send it again")
+        }
+        _ if cut == Some(std::io::ErrorKind::QuotaExceeded) => Error::TooManyFiles {
+            max: app.settings.max_files,
+        },
         ParseRequestError::PayloadTooLarge => Error::FileTooLarge {
             max_bytes: app.settings.max_file_bytes,
         },
@@ -207,23 +213,92 @@ fn paced(body: Body) -> impl Stream<Item = std::io::Result<bytes::Bytes>> {
     })
 }
 
-/// Whether [`paced`] cut the body off, however deep the parser wrapped its error.
-fn arrived_too_slowly(error: &ParseRequestError) -> bool {
+/// Why [`paced`] or [`limit_parts`] cut the body off (`TimedOut`, `QuotaExceeded`), however
+/// deep the parser wrapped the error.
+fn body_cut(error: &ParseRequestError) -> Option<std::io::ErrorKind> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = match error {
         ParseRequestError::Io(io) => Some(io),
         ParseRequestError::InvalidMultipart(inner) => Some(inner),
         _ => None,
     };
     while let Some(error) = next {
-        if error
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::QuotaExceeded
+            )
         {
-            return true;
+            return Some(io.kind());
         }
         next = error.source();
     }
-    false
+    None
+}
+
+/// The `boundary` parameter of a multipart content type.
+fn multipart_boundary(content_type: &str) -> Option<String> {
+    let (essence, parameters) = content_type.split_once(';')?;
+    if !essence.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    parameters.split(';').find_map(|parameter| {
+        let (name, value) = parameter.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| value.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// async-graphql spools every file part into an open temp file before anything counts them,
+/// so thousands of tiny parts would exhaust the process's file handles. This counts boundary
+/// delimiters as the body streams and cuts it off past `max_parts` parts (`QuotaExceeded`).
+fn limit_parts(
+    stream: impl Stream<Item = std::io::Result<bytes::Bytes>>,
+    boundary: Option<String>,
+    max_parts: usize,
+) -> impl Stream<Item = std::io::Result<bytes::Bytes>> {
+    let delimiter = boundary
+        .filter(|b| !b.is_empty())
+        .map(|b| format!("--{b}").into_bytes());
+    // Each part opens with a delimiter, and one more closes the body.
+    let max_delimiters = max_parts + 1;
+    stream.scan(
+        (Vec::new(), 0usize, false),
+        move |(tail, seen, cut), item| {
+            if *cut {
+                return std::future::ready(None);
+            }
+            if let (Some(delimiter), Ok(bytes)) = (&delimiter, &item) {
+                let mut window = std::mem::take(tail);
+                window.extend_from_slice(bytes);
+                *seen += count_occurrences(&window, delimiter);
+                // Keep just too little to hold a whole delimiter, so none is counted twice.
+                *tail = window[window.len().saturating_sub(delimiter.len() - 1)..].to_vec();
+                if *seen > max_delimiters {
+                    *cut = true;
+                    return std::future::ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::QuotaExceeded,
+                        "too many multipart parts",
+                    ))));
+                }
+            }
+            std::future::ready(Some(item))
+        },
+    )
+}
+
+fn count_occurrences(haystack: &[u8], needle: &[u8]) -> usize {
+    if haystack.len() < needle.len() {
+        return 0;
+    }
+    // Delimiters start with "--"; checking that first keeps file bytes cheap to scan.
+    (0..=haystack.len() - needle.len())
+        .filter(|&i| {
+            haystack[i] == b'-'
+                && haystack[i + 1] == b'-'
+                && &haystack[i..i + needle.len()] == needle
+        })
+        .count()
 }
 
 /// Refuses batches over the cap and requests that smuggle the upload marker.
@@ -272,6 +347,16 @@ fn markers_are_valid(value: &Value, uploads: usize) -> bool {
     }
 }
 
+/// A page served by this very host (say, opened as `localhost` while the public URL says
+/// `127.0.0.1`) is not cross-site, whatever the configuration.
+fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    origin == format!("http://{host}") || origin == format!("https://{host}")
+}
+
 /// How long a socket may stay silent before `connection_init`.
 pub const CONNECTION_INIT_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -284,6 +369,7 @@ pub async fn graphql_ws(
 ) -> axum::response::Response {
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
         && !crate::web::origin_allowed(&state.app.settings, origin)
+        && !same_origin(origin, &headers)
     {
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
