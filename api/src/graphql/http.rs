@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use axum::extract::ws::Message as WsMessage;
 use futures_util::{FutureExt, Stream, StreamExt, TryStreamExt};
 
+use super::multipart;
 use super::schema::{AppSchema, ClientAddress};
 use crate::auth::Viewer;
 use crate::error::Error;
@@ -84,16 +85,29 @@ pub async fn graphql_post(
         Err(error) => return error_response(error.status(), error),
     };
 
-    let options = MultipartOptions::default()
-        .max_file_size(app.settings.max_file_bytes as usize)
-        // One more than allowed, so the stream limit leaves room for the operations and map
-        // parts; the count itself is checked in `sendMessage` (TOO_MANY_FILES).
-        .max_num_files(app.settings.max_files + 1);
-    let boundary = content_type.and_then(multipart_boundary);
-    let reader = limit_parts(paced(body), boundary, app.settings.max_files + 2).into_async_read();
-    let batch = match receive_batch_body(content_type, reader, options).await {
-        Ok(batch) => batch,
-        Err(error) => return parse_error_response(error, app),
+    let is_multipart = content_type.is_some_and(|value| {
+        value
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("multipart/")
+    });
+    let batch = if let Some(content_type) = content_type.filter(|_| is_multipart) {
+        let limits = multipart::Limits {
+            max_file_bytes: app.settings.max_file_bytes,
+            max_files: app.settings.max_files,
+            max_body_bytes: app.settings.max_body_bytes() as u64,
+        };
+        match multipart::receive(paced(body), content_type, &limits).await {
+            Ok(batch) => batch,
+            Err(error) => return error_response(error.status(), error),
+        }
+    } else {
+        // JSON: no uploads, so no multipart options apply.
+        let reader = paced(body).into_async_read();
+        match receive_batch_body(content_type, reader, MultipartOptions::default()).await {
+            Ok(batch) => batch,
+            Err(error) => return parse_error_response(error, app),
+        }
     };
     if let Err(error) = check_batch(&batch) {
         return error_response(StatusCode::BAD_REQUEST, error);
@@ -162,9 +176,6 @@ fn parse_error_response(error: ParseRequestError, app: &AppState) -> axum::respo
         _ if cut == Some(std::io::ErrorKind::TimedOut) => {
             Error::bad_input("the request body arrived too slowly; send it again")
         }
-        _ if cut == Some(std::io::ErrorKind::QuotaExceeded) => Error::TooManyFiles {
-            max: app.settings.max_files,
-        },
         ParseRequestError::PayloadTooLarge => Error::FileTooLarge {
             max_bytes: app.settings.max_file_bytes,
         },
@@ -213,8 +224,7 @@ fn paced(body: Body) -> impl Stream<Item = std::io::Result<bytes::Bytes>> {
     })
 }
 
-/// Why [`paced`] or [`limit_parts`] cut the body off (`TimedOut`, `QuotaExceeded`), however
-/// deep the parser wrapped the error.
+/// Why [`paced`] cut the body off (`TimedOut`), however deep the parser wrapped the error.
 fn body_cut(error: &ParseRequestError) -> Option<std::io::ErrorKind> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = match error {
         ParseRequestError::Io(io) => Some(io),
@@ -223,82 +233,13 @@ fn body_cut(error: &ParseRequestError) -> Option<std::io::ErrorKind> {
     };
     while let Some(error) = next {
         if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::QuotaExceeded
-            )
+            && io.kind() == std::io::ErrorKind::TimedOut
         {
             return Some(io.kind());
         }
         next = error.source();
     }
     None
-}
-
-/// The `boundary` parameter of a multipart content type.
-fn multipart_boundary(content_type: &str) -> Option<String> {
-    let (essence, parameters) = content_type.split_once(';')?;
-    if !essence.trim().eq_ignore_ascii_case("multipart/form-data") {
-        return None;
-    }
-    parameters.split(';').find_map(|parameter| {
-        let (name, value) = parameter.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| value.trim().trim_matches('"').to_owned())
-    })
-}
-
-/// async-graphql spools every file part into an open temp file before anything counts them,
-/// so thousands of tiny parts would exhaust the process's file handles. This counts boundary
-/// delimiters as the body streams and cuts it off past `max_parts` parts (`QuotaExceeded`).
-fn limit_parts(
-    stream: impl Stream<Item = std::io::Result<bytes::Bytes>>,
-    boundary: Option<String>,
-    max_parts: usize,
-) -> impl Stream<Item = std::io::Result<bytes::Bytes>> {
-    let delimiter = boundary
-        .filter(|b| !b.is_empty())
-        .map(|b| format!("--{b}").into_bytes());
-    // Each part opens with a delimiter, and one more closes the body.
-    let max_delimiters = max_parts + 1;
-    stream.scan(
-        (Vec::new(), 0usize, false),
-        move |(tail, seen, cut), item| {
-            if *cut {
-                return std::future::ready(None);
-            }
-            if let (Some(delimiter), Ok(bytes)) = (&delimiter, &item) {
-                let mut window = std::mem::take(tail);
-                window.extend_from_slice(bytes);
-                *seen += count_occurrences(&window, delimiter);
-                // Keep just too little to hold a whole delimiter, so none is counted twice.
-                *tail = window[window.len().saturating_sub(delimiter.len() - 1)..].to_vec();
-                if *seen > max_delimiters {
-                    *cut = true;
-                    return std::future::ready(Some(Err(std::io::Error::new(
-                        std::io::ErrorKind::QuotaExceeded,
-                        "too many multipart parts",
-                    ))));
-                }
-            }
-            std::future::ready(Some(item))
-        },
-    )
-}
-
-fn count_occurrences(haystack: &[u8], needle: &[u8]) -> usize {
-    if haystack.len() < needle.len() {
-        return 0;
-    }
-    // Delimiters start with "--"; checking that first keeps file bytes cheap to scan.
-    (0..=haystack.len() - needle.len())
-        .filter(|&i| {
-            haystack[i] == b'-'
-                && haystack[i + 1] == b'-'
-                && &haystack[i..i + needle.len()] == needle
-        })
-        .count()
 }
 
 /// Refuses batches over the cap and requests that smuggle the upload marker.

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod chat;
 pub mod http;
+pub mod multipart;
 pub mod schema;
 pub mod subscription;
 pub mod types;

@@ -1,0 +1,157 @@
+//! Our reading of the GraphQL multipart request spec: `operations`, then `map`, then exactly the
+//! file parts the map names, each once. Anything else (a missing, unknown, duplicate or
+//! out-of-order part, more files than allowed, a file over the size limit) is refused while the
+//! body streams, before it is spooled anywhere, so no request can pile up temp files.
+
+use std::collections::{HashMap, HashSet};
+
+use async_graphql::{BatchRequest, UploadValue};
+use bytes::Bytes;
+use futures_util::Stream;
+use multer::{Constraints, Multipart, SizeLimit};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{Error, Result};
+
+/// Operations and map are JSON written by a client library: small.
+const MAX_OPERATIONS_BYTES: u64 = 1024 * 1024;
+const MAX_MAP_BYTES: u64 = 64 * 1024;
+
+pub struct Limits {
+    pub max_file_bytes: u64,
+    pub max_files: usize,
+    pub max_body_bytes: u64,
+}
+
+pub async fn receive(
+    stream: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    content_type: &str,
+    limits: &Limits,
+) -> Result<BatchRequest> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|_| Error::bad_input("a multipart request needs a boundary"))?;
+    let constraints = Constraints::new().size_limit(
+        SizeLimit::new()
+            .whole_stream(limits.max_body_bytes)
+            .per_field(limits.max_file_bytes)
+            .for_field("operations", MAX_OPERATIONS_BYTES)
+            .for_field("map", MAX_MAP_BYTES),
+    );
+    let mut multipart = Multipart::with_constraints(stream, boundary, constraints);
+    let too_large = |field: &str| match field {
+        "operations" | "map" => Error::bad_input(format!("the {field} part is too large")),
+        _ => Error::FileTooLarge {
+            max_bytes: limits.max_file_bytes,
+        },
+    };
+    let read_error = |error: multer::Error| match error {
+        multer::Error::FieldSizeExceeded { field_name, .. } => {
+            too_large(field_name.as_deref().unwrap_or(""))
+        }
+        multer::Error::StreamSizeExceeded { .. } => Error::FileTooLarge {
+            max_bytes: limits.max_file_bytes,
+        },
+        other => body_error(other),
+    };
+
+    let mut next = async |expected: &str| -> Result<Bytes> {
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(read_error)?
+            .ok_or_else(|| Error::bad_input(format!("the {expected} part is missing")))?;
+        if field.name() != Some(expected) {
+            return Err(Error::bad_input(format!(
+                "expected the {expected} part here, found {:?}",
+                field.name().unwrap_or("an unnamed part")
+            )));
+        }
+        field.bytes().await.map_err(read_error)
+    };
+    let operations = next("operations").await?;
+    let map = next("map").await?;
+    let mut batch: BatchRequest = serde_json::from_slice(&operations).map_err(|error| {
+        Error::bad_input(format!("operations is not a GraphQL request: {error}"))
+    })?;
+    let mut map: HashMap<String, Vec<String>> = serde_json::from_slice(&map)
+        .map_err(|error| Error::bad_input(format!("map is not a JSON object of paths: {error}")))?;
+    if map.len() > limits.max_files {
+        return Err(Error::TooManyFiles {
+            max: limits.max_files,
+        });
+    }
+
+    let mut seen = HashSet::new();
+    while let Some(mut field) = multipart.next_field().await.map_err(read_error)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let Some(paths) = map.remove(&name) else {
+            let why = if seen.contains(&name) {
+                "sent twice"
+            } else {
+                "not named in the map"
+            };
+            return Err(Error::bad_input(format!("the part {name:?} is {why}")));
+        };
+        seen.insert(name.clone());
+        let filename = field
+            .file_name()
+            .ok_or_else(|| Error::bad_input(format!("the part {name:?} is not a file")))?
+            .to_owned();
+        let content_type = field.content_type().map(ToString::to_string);
+        let spool = tempfile::tempfile().map_err(Error::internal)?;
+        let mut file = tokio::fs::File::from_std(spool);
+        while let Some(chunk) = field.chunk().await.map_err(read_error)? {
+            file.write_all(&chunk).await.map_err(Error::internal)?;
+        }
+        file.flush().await.map_err(Error::internal)?;
+        let content = file.into_std().await;
+        let upload = UploadValue {
+            filename,
+            content_type,
+            content,
+        };
+        for path in paths {
+            set_upload(&mut batch, &path, &upload)?;
+        }
+    }
+    if let Some(name) = map.keys().next() {
+        return Err(Error::bad_input(format!(
+            "the map names a part {name:?} that was not sent"
+        )));
+    }
+    Ok(batch)
+}
+
+/// Puts the upload at `path` (`variables.x.0`, or `N.variables.x` in a batch).
+fn set_upload(batch: &mut BatchRequest, path: &str, upload: &UploadValue) -> Result<()> {
+    let copy = || upload.try_clone().map_err(Error::internal);
+    match batch {
+        BatchRequest::Single(request) => request.set_upload(path, copy()?),
+        BatchRequest::Batch(requests) => {
+            let (index, rest) = path
+                .split_once('.')
+                .ok_or_else(|| Error::bad_input(format!("map path {path:?} names no operation")))?;
+            let request = index
+                .parse::<usize>()
+                .ok()
+                .and_then(|index| requests.get_mut(index))
+                .ok_or_else(|| Error::bad_input(format!("map path {path:?} names no operation")))?;
+            request.set_upload(rest, copy()?);
+        }
+    }
+    Ok(())
+}
+
+/// A body that broke off: too slow (our deadline), dropped, or not multipart at all.
+fn body_error(error: multer::Error) -> Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(current) = source {
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return Error::bad_input("the request body arrived too slowly; send it again");
+        }
+        source = current.source();
+    }
+    Error::bad_input(format!("malformed multipart body: {error}"))
+}
