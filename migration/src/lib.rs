@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_tables;
 mod m20261123_000002_search_indexes;
+mod m20261124_000001_search_statistics;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_tables::Migration),
             Box::new(m20261123_000002_search_indexes::Migration),
+            Box::new(m20261124_000001_search_statistics::Migration),
         ]
     }
 }

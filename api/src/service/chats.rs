@@ -256,7 +256,48 @@ pub async fn list(
 ) -> Result<(Vec<chat::Model>, bool)> {
     viewer.require_admin()?;
     let first = first.clamp(1, MAX_PAGE);
-    let mut query = chat::Entity::find().filter(conditions(db.get_database_backend(), filter));
+    let backend = db.get_database_backend();
+    let pattern = filter.search.as_deref().and_then(search_pattern);
+    let mut chats = match pattern {
+        // A search is the union of two pages, each planned on its own: chats with a matching
+        // message, and chats whose visitor matches. As one statement (`id IN (…) OR visitor
+        // ILIKE …`) the planner walked the whole activity index testing every chat's visitor
+        // details: 100 ms for a rare term on 100k chats, and building the full set of matching
+        // messages first cost 800 ms for a common word. Apart, each branch gets the plan its
+        // term deserves: a common word walks the activity index and stops at the 51st hit, a
+        // rare one takes its few rows from the trigram index and sorts them.
+        Some(pattern) if backend == DbBackend::Postgres => {
+            let base = base_conditions(filter);
+            let (by_message, by_visitor) = tokio::try_join!(
+                page_of(
+                    db,
+                    base.clone().add(postgres_message_match(pattern.clone())),
+                    first,
+                    after
+                ),
+                page_of(db, base.add(postgres_visitor_match(pattern)), first, after),
+            )?;
+            let mut chats = by_message;
+            chats.extend(by_visitor);
+            chats.sort_by_key(|chat| std::cmp::Reverse((activity_of(chat), chat.id)));
+            chats.dedup_by(|a, b| a.id == b.id);
+            chats
+        }
+        _ => page_of(db, conditions(backend, filter), first, after).await?,
+    };
+    let has_more = chats.len() as u64 > first;
+    chats.truncate(first as usize);
+    Ok((chats, has_more))
+}
+
+/// Up to `first + 1` chats meeting `condition`, after the cursor, newest activity first.
+async fn page_of(
+    db: &impl ConnectionTrait,
+    condition: Condition,
+    first: u64,
+    after: Option<Cursor>,
+) -> Result<Vec<chat::Model>> {
+    let mut query = chat::Entity::find().filter(condition);
     if let Some(after) = after {
         // Built with sea-query: custom SQL with `?` placeholders is not valid on Postgres.
         query = query.filter(sea_orm::sea_query::ExprTrait::lt(
@@ -267,15 +308,12 @@ pub async fn list(
             Expr::tuple([Expr::value(after.at), Expr::value(after.id)]),
         ));
     }
-    let mut chats = query
+    Ok(query
         .order_by_desc(Expr::cust(ACTIVITY))
         .order_by_desc(chat::Column::Id)
         .limit(first + 1)
         .all(db)
-        .await?;
-    let has_more = chats.len() as u64 > first;
-    chats.truncate(first as usize);
-    Ok((chats, has_more))
+        .await?)
 }
 
 pub async fn count(db: &impl ConnectionTrait, viewer: &Viewer, filter: &ChatFilter) -> Result<u64> {
@@ -287,6 +325,15 @@ pub async fn count(db: &impl ConnectionTrait, viewer: &Viewer, filter: &ChatFilt
 }
 
 fn conditions(backend: DbBackend, filter: &ChatFilter) -> Condition {
+    let mut condition = base_conditions(filter);
+    if let Some(pattern) = filter.search.as_deref().and_then(search_pattern) {
+        condition = condition.add(search_condition(backend, pattern));
+    }
+    condition
+}
+
+/// Every filter but the search.
+fn base_conditions(filter: &ChatFilter) -> Condition {
     let mut condition = Condition::all();
     if !filter.statuses.is_empty() {
         condition = condition.add(chat::Column::Status.is_in(filter.statuses.iter().copied()));
@@ -303,9 +350,6 @@ fn conditions(backend: DbBackend, filter: &ChatFilter) -> Condition {
              AND m.sender_type = 'visitor' \
              AND (chats.admin_last_read_at IS NULL OR m.created_at > chats.admin_last_read_at))",
         ));
-    }
-    if let Some(pattern) = filter.search.as_deref().and_then(search_pattern) {
-        condition = condition.add(search_condition(backend, pattern));
     }
     condition
 }
@@ -326,10 +370,14 @@ fn search_pattern(term: &str) -> Option<String> {
 fn search_condition(backend: DbBackend, pattern: String) -> SimpleExpr {
     match backend {
         // Postgres numbers its placeholders: `?` would reach the server as a literal `?`.
+        // Both sets of ids come from their trigram index (`list` pages through the two
+        // separately; this form serves `count`, which needs every match anyway).
         DbBackend::Postgres => Expr::cust_with_values(
-            "(chats.id IN (SELECT m.chat_id FROM chat_messages m WHERE m.message ILIKE $1) \
-             OR (COALESCE(chats.visitor_name, '') || ' ' || COALESCE(chats.visitor_email, '') \
-                 || ' ' || COALESCE(chats.visitor_phone, '')) ILIKE $2)",
+            format!(
+                "chats.id IN (SELECT m.chat_id FROM chat_messages m WHERE m.message ILIKE $1 \
+                 UNION SELECT v.id FROM chats v WHERE {} ILIKE $2)",
+                visitor_text("v")
+            ),
             [
                 sea_orm::Value::from(pattern.clone()),
                 sea_orm::Value::from(pattern),
@@ -362,6 +410,30 @@ fn search_condition(backend: DbBackend, pattern: String) -> SimpleExpr {
     }
 }
 
+/// The visitor's details as one string, exactly as `idx_chats_visitor_trgm` indexes them.
+fn visitor_text(table: &str) -> String {
+    format!(
+        "(COALESCE({table}.visitor_name, '') || ' ' || COALESCE({table}.visitor_email, '') \
+         || ' ' || COALESCE({table}.visitor_phone, ''))"
+    )
+}
+
+/// Postgres: the chat has a message matching the pattern.
+fn postgres_message_match(pattern: String) -> SimpleExpr {
+    Expr::cust_with_values(
+        "EXISTS (SELECT 1 FROM chat_messages m WHERE m.chat_id = chats.id AND m.message ILIKE $1)",
+        [sea_orm::Value::from(pattern)],
+    )
+}
+
+/// Postgres: the chat's visitor details match the pattern.
+fn postgres_visitor_match(pattern: String) -> SimpleExpr {
+    Expr::cust_with_values(
+        format!("{} ILIKE $1", visitor_text("chats")),
+        [sea_orm::Value::from(pattern)],
+    )
+}
+
 pub fn status_name(status: ChatStatus) -> &'static str {
     match status {
         ChatStatus::Open => "open",
@@ -392,32 +464,53 @@ pub async fn record(
 }
 
 /// Unread counts of the other side's messages, from `side`'s point of view, for many chats in
-/// one query.
+/// one query; chats with none are left out.
+///
+/// Each chat's count is a range of `idx_chat_messages_chat_created`: `(chat_id, created_at)`
+/// past the chat's read mark. Joining the messages to the chats instead read every message of
+/// every chat on the page and looked its chat up once per message (13 ms for an inbox page of
+/// busy chats on 1M messages; this is 2 ms). The mark is compared through COALESCE with the
+/// epoch, not `mark IS NULL OR …`, which no index range can serve.
 pub async fn unread_counts(
     db: &impl ConnectionTrait,
     side: Side,
     chat_ids: &[Uuid],
 ) -> Result<Vec<(Uuid, i64)>> {
     use entity::chat_message::{self, SenderType};
+    use sea_orm::sea_query::{Alias, ExprTrait, Func, Query};
     if chat_ids.is_empty() {
         return Ok(Vec::new());
     }
     let (sender, mark) = match side {
-        Side::Admin => (SenderType::Visitor, "chats.admin_last_read_at"),
-        Side::Visitor => (SenderType::Admin, "chats.visitor_last_read_at"),
+        Side::Admin => (SenderType::Visitor, chat::Column::AdminLastReadAt),
+        Side::Visitor => (SenderType::Admin, chat::Column::VisitorLastReadAt),
     };
-    Ok(chat_message::Entity::find()
+    let m = Alias::new("m");
+    let unread = Query::select()
+        .expr(Expr::col((m.clone(), chat_message::Column::Id)).count())
+        .from_as(chat_message::Entity, m.clone())
+        .and_where(
+            Expr::col((m.clone(), chat_message::Column::ChatId))
+                .equals((chat::Entity, chat::Column::Id)),
+        )
+        .and_where(Expr::col((m.clone(), chat_message::Column::SenderType)).eq(sender))
+        .and_where(
+            Expr::col((m, chat_message::Column::CreatedAt)).gt(Func::coalesce([
+                Expr::col((chat::Entity, mark)),
+                Expr::value(DateTime::<Utc>::UNIX_EPOCH),
+            ])),
+        )
+        .to_owned();
+    let counts: Vec<(Uuid, i64)> = chat::Entity::find()
         .select_only()
-        .column(chat_message::Column::ChatId)
-        .column_as(chat_message::Column::Id.count(), "unread")
-        .inner_join(chat::Entity)
-        .filter(chat_message::Column::ChatId.is_in(chat_ids.iter().copied()))
-        .filter(chat_message::Column::SenderType.eq(sender))
-        .filter(Expr::cust(format!(
-            "({mark} IS NULL OR chat_messages.created_at > {mark})"
-        )))
-        .group_by(chat_message::Column::ChatId)
+        .column(chat::Column::Id)
+        .expr_as(
+            SimpleExpr::SubQuery(None, Box::new(unread.into())),
+            "unread",
+        )
+        .filter(chat::Column::Id.is_in(chat_ids.iter().copied()))
         .into_tuple()
         .all(db)
-        .await?)
+        .await?;
+    Ok(counts.into_iter().filter(|(_, count)| *count > 0).collect())
 }
