@@ -149,7 +149,10 @@ async fn check_plans(url: &str) {
     let search = take();
 
     assert_eq!(ordered.len(), 3, "inbox statements: {ordered:#?}");
-    assert!(!per_chat.is_empty(), "no unread count or last message statement");
+    assert!(
+        !per_chat.is_empty(),
+        "no unread count or last message statement"
+    );
     assert!(!history.is_empty(), "no history statement");
     assert!(search.len() >= 2, "search statements: {search:#?}");
     let mut failures = Vec::new();
@@ -170,7 +173,8 @@ async fn check_plans(url: &str) {
                         node["Relation Name"].as_str().unwrap_or("?")
                     ));
                 }
-                if check == Check::OrderFromIndex && (kind == "Sort" || kind == "Incremental Sort") {
+                if check == Check::OrderFromIndex && (kind == "Sort" || kind == "Incremental Sort")
+                {
                     problems.push("a sort where the index should give the order".to_owned());
                 }
             });
