@@ -39,6 +39,9 @@ pub async fn subscribe(
         json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } }),
     )
     .await;
+    // graphql-transport-ws has no acknowledgement for `subscribe`: give the server a moment to
+    // register the stream, or an event published right away could come before it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     Subscription { socket }
 }
 
