@@ -1,0 +1,250 @@
+//! The release server as a child process: built with cargo, started with its environment,
+//! watched through /proc (resident memory, peak, CPU time), stopped with SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_EMAIL: &str = "bench@example.com";
+pub const ADMIN_PASSWORD: &str = "bench password that is long enough";
+pub const JWT_SECRET: &str = "bench-secret-that-is-at-least-32-characters-long";
+
+/// The workspace root (this crate is `tests/` inside it).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Builds `chatdesk` in release mode and returns its path and how long the build took.
+///
+/// The bench target is named in the same build on purpose: it turns on the dev-dependencies'
+/// features, so the server's dependencies resolve exactly as they did for `cargo bench` and
+/// their compiled artifacts are reused (built alone, `-p api` would unify features differently
+/// and recompile the api crate and a few dozen others).
+pub fn build_release() -> Result<(PathBuf, Duration), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let started = Instant::now();
+    let output = Command::new(cargo)
+        .current_dir(workspace())
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "api",
+            "-p",
+            "tests",
+            "--bin",
+            "chatdesk",
+            "--bench",
+            "service",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|error| format!("cannot run cargo: {error}"))?;
+    if !output.status.success() {
+        return Err(format!("cargo build --release failed ({})", output.status));
+    }
+    // The artifact message names the executable, wherever the target folder is.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let executable = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .filter(|message| message["target"]["name"] == "chatdesk")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .ok_or("cargo did not report the chatdesk executable")?;
+    Ok((executable, started.elapsed()))
+}
+
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .map_err(|error| format!("no free port: {error}"))
+}
+
+impl Server {
+    /// Starts the server on `database_url` with limits set out of the way of a benchmark, and
+    /// waits until `/readyz` answers.
+    pub async fn start(
+        executable: &Path,
+        database_url: &str,
+        data_dir: &Path,
+        name: &str,
+    ) -> Result<Self, String> {
+        let port = free_port()?;
+        std::fs::create_dir_all(data_dir).map_err(|error| error.to_string())?;
+        let log = data_dir.join(format!("{name}.log"));
+        let log_file = std::fs::File::create(&log).map_err(|error| error.to_string())?;
+        let log_err = log_file.try_clone().map_err(|error| error.to_string())?;
+        let mut command = Command::new(executable);
+        command
+            .arg("serve")
+            .current_dir(workspace())
+            .env("DATABASE_URL", database_url)
+            .env("CHATDESK_BIND", format!("127.0.0.1:{port}"))
+            .env("CHATDESK_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+            .env("CHATDESK_JWT_SECRET", JWT_SECRET)
+            .env("CHATDESK_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("CHATDESK_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("CHATDESK_DATA_DIR", data_dir)
+            .env("CHATDESK_STORAGE", data_dir.join("uploads"))
+            .env("CHATDESK_RATE_START_PER_HOUR", "100000000")
+            .env("CHATDESK_RATE_SEND_PER_MIN", "100000000")
+            .env("CHATDESK_RATE_LOGIN_PER_MIN", "100000000")
+            .env("CHATDESK_MAX_SOCKETS_PER_ADDRESS", "100000")
+            .env("CHATDESK_RETENTION_DAYS", "0")
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err);
+        // A profiling aid: another allocator for the server only (e.g. libjemalloc.so.2).
+        if let Ok(preload) = std::env::var("BENCH_SERVER_LD_PRELOAD") {
+            command.env("LD_PRELOAD", preload);
+        }
+        let child = command
+            .spawn()
+            .map_err(|error| format!("cannot start {}: {error}", executable.display()))?;
+        let pid = child.id();
+        let mut server = Self {
+            child,
+            port,
+            pid,
+            log,
+        };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{}/readyz", self.port);
+        // Migrations on a 1M-row table may build an index first.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "the server exited ({status}); see {}",
+                    self.log.display()
+                ));
+            }
+            if let Ok(response) = client.get(&url).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!(
+            "the server was not ready within 300 s; see {}",
+            self.log.display()
+        ))
+    }
+
+    fn status_field(&self, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        status
+            .lines()
+            .find(|line| line.starts_with(field))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
+    /// Resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_field("VmRSS:").unwrap_or(0)
+    }
+
+    /// Peak resident memory since the last [`Server::reset_peak`], in KiB.
+    pub fn peak_kib(&self) -> u64 {
+        self.status_field("VmHWM:").unwrap_or(0)
+    }
+
+    /// Starts a new peak (Linux: writing 5 to clear_refs resets VmHWM to the current RSS).
+    pub fn reset_peak(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5");
+    }
+
+    /// User + system CPU time used so far, in seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
+            return 0.0;
+        };
+        // Fields after the command name (which may hold spaces) start at field 3.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return 0.0;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the name.
+        let hz = 100.0;
+        (ticks(11) + ticks(12)) / hz
+    }
+
+    /// SIGTERM, then a kill if it has not stopped within 10 s.
+    pub fn stop(mut self) {
+        // SAFETY: kill(2) on the pid of a child this process started and has not reaped yet.
+        unsafe {
+            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Only reached when `stop` was not called (an error path): never leave it running.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Raises this process's open-file limit to the hard limit; children inherit it.
+pub fn raise_open_files() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write and read the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            return 0;
+        }
+    }
+    limit.rlim_cur
+}
