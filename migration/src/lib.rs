@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_tables;
 mod m20261123_000002_search_indexes;
 mod m20261124_000001_search_statistics;
+mod m20261124_000002_search_statistics_full;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_tables::Migration),
             Box::new(m20261123_000002_search_indexes::Migration),
             Box::new(m20261124_000001_search_statistics::Migration),
+            Box::new(m20261124_000002_search_statistics_full::Migration),
         ]
     }
 }
