@@ -79,6 +79,7 @@ impl Application {
             .map_err(|error| anyhow::anyhow!("CHATDESK_STORAGE: {}", error.message()))?;
         let state = AppState::new(Inner {
             jwt: JwtKeys::new(jwt_secret.expose().as_bytes()),
+            visitor_chats: Default::default(),
             file_signer: FileSigner::new(jwt_secret.expose().as_bytes()),
             storage,
             bus,

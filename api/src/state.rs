@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicU64;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::jwt::JwtKeys;
+use crate::auth::visitor_chats::VisitorChats;
 use crate::config::Settings;
 use crate::files::signing::{FileSigner, Variant};
 use crate::limits::RateLimits;
@@ -20,6 +21,8 @@ pub struct Inner {
     pub db: DatabaseConnection,
     pub settings: Settings,
     pub jwt: JwtKeys,
+    /// Visitor tokens already confirmed, and their chats.
+    pub visitor_chats: VisitorChats,
     /// Signs file links (with a key derived from the JWT secret).
     pub file_signer: FileSigner,
     pub storage: Arc<dyn Storage>,

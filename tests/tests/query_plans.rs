@@ -118,6 +118,7 @@ async fn check_plans(url: &str) {
             last: Some(50),
             ..PageArgs::default()
         },
+        true,
     )
     .await
     .expect("history");
@@ -130,6 +131,7 @@ async fn check_plans(url: &str) {
             before: Some(messages::cursor_of(oldest)),
             ..PageArgs::default()
         },
+        true,
     )
     .await
     .expect("history, older");

@@ -3,6 +3,7 @@
 pub mod jwt;
 pub mod password;
 pub mod viewer;
+pub mod visitor_chats;
 pub mod visitor_token;
 
 pub use viewer::Viewer;

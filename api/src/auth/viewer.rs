@@ -5,6 +5,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySe
 use uuid::Uuid;
 
 use super::jwt::JwtKeys;
+use super::visitor_chats::VisitorChats;
 use super::visitor_token;
 use crate::error::{Error, Result};
 use entity::{admin, chat};
@@ -50,6 +51,7 @@ impl Viewer {
     pub async fn from_authorization(
         db: &DatabaseConnection,
         keys: &JwtKeys,
+        visitor_chats: &VisitorChats,
         header: Option<&str>,
     ) -> Result<Self> {
         let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else {
@@ -59,23 +61,32 @@ impl Viewer {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
             _ => return Ok(Self::Invalid),
         };
-        Self::from_credential(db, keys, credential).await
+        Self::from_credential(db, keys, visitor_chats, credential).await
     }
 
     pub async fn from_credential(
         db: &DatabaseConnection,
         keys: &JwtKeys,
+        visitor_chats: &VisitorChats,
         credential: &str,
     ) -> Result<Self> {
         if visitor_token::looks_like_visitor_token(credential) {
+            let digest = visitor_token::digest(credential);
+            if let Some(chat_id) = visitor_chats.get(&digest) {
+                return Ok(Self::Visitor { chat_id });
+            }
             let chat_id: Option<Uuid> = chat::Entity::find()
                 .select_only()
                 .column(chat::Column::Id)
-                .filter(chat::Column::ChatTokenHash.eq(visitor_token::hash(credential)))
+                .filter(chat::Column::ChatTokenHash.eq(visitor_token::hex(&digest)))
                 .into_tuple()
                 .one(db)
                 .await?;
-            return Ok(chat_id.map_or(Self::Invalid, |chat_id| Self::Visitor { chat_id }));
+            let Some(chat_id) = chat_id else {
+                return Ok(Self::Invalid);
+            };
+            visitor_chats.remember(digest, chat_id);
+            return Ok(Self::Visitor { chat_id });
         }
         let Some(claims) = keys.verify(credential) else {
             return Ok(Self::Invalid);

@@ -27,7 +27,12 @@ pub fn looks_like_visitor_token(credential: &str) -> bool {
 
 /// Lower-case hex SHA-256, the form stored in `chats.chat_token_hash`.
 pub fn hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
+    hex(&digest(token))
+}
+
+/// The SHA-256 of a token, as bytes.
+pub fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 pub fn hex(bytes: &[u8]) -> String {

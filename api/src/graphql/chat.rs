@@ -254,8 +254,10 @@ impl ChatMutation {
             }
             .into());
         }
-        // A retry of a stored message returns it before any file is processed again.
-        if let Some(client_id) = client_message_id.as_deref()
+        // A retry of a stored message with files returns it before the files are processed
+        // again. (A text-only retry needs no look-up: the send itself finds it.)
+        if !uploads.is_empty()
+            && let Some(client_id) = client_message_id.as_deref()
             && let Some(existing) = messages::find_by_client_id(&app.db, chat_id, client_id).await?
         {
             let chat = chats::get(&app.db, viewer, chat_id).await?;

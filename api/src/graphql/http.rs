@@ -80,7 +80,14 @@ pub async fn graphql_post(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let viewer = match Viewer::from_authorization(&app.db, &app.jwt, authorization).await {
+    let viewer = match Viewer::from_authorization(
+        &app.db,
+        &app.jwt,
+        &app.visitor_chats,
+        authorization,
+    )
+    .await
+    {
         Ok(viewer) => viewer,
         Err(error) => return error_response(error.status(), error),
     };
@@ -298,6 +305,11 @@ fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
     origin == format!("http://{host}") || origin == format!("https://{host}")
 }
 
+/// What a socket reads into at a time.
+const WS_READ_BUFFER: usize = 4 * 1024;
+/// The largest message a client may send on the socket (a subscribe with its query).
+pub const WS_MAX_MESSAGE: usize = 64 * 1024;
+
 /// How long a socket may stay silent before `connection_init`.
 pub const CONNECTION_INIT_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -326,6 +338,15 @@ pub async fn graphql_ws(
     let schema = state.schema.clone();
     upgrade
         .protocols(["graphql-transport-ws", "graphql-ws"])
+        // tungstenite reserves 128 KiB to read into and lets 128 KiB of writes pile up per
+        // socket by default: 145 KiB of memory for every idle widget. A client only ever sends
+        // small JSON messages (connection_init, subscribe, complete) and the server's events
+        // are a few KiB, so small buffers cost nothing, and the caps refuse a client that
+        // sends a 64 MiB message (tungstenite's default) to make the server hold it.
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(WS_MAX_MESSAGE)
+        .max_frame_size(WS_MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
             let (initialised, init_seen) = tokio::sync::oneshot::channel::<()>();
@@ -339,10 +360,14 @@ pub async fn graphql_ws(
                         .or_else(|| payload.get("Authorization"))
                         .and_then(|v| v.as_str())
                         .map(str::to_owned);
-                    let viewer =
-                        Viewer::from_authorization(&app.db, &app.jwt, authorization.as_deref())
-                            .await
-                            .map_err(|error| error.extend())?;
+                    let viewer = Viewer::from_authorization(
+                        &app.db,
+                        &app.jwt,
+                        &app.visitor_chats,
+                        authorization.as_deref(),
+                    )
+                    .await
+                    .map_err(|error| error.extend())?;
                     let mut data = Data::default();
                     data.insert(viewer);
                     data.insert(ClientAddress(address));

@@ -197,27 +197,14 @@ impl Chat {
             after: after.as_deref().map(Cursor::decode).transpose()?,
             before: before.as_deref().map(Cursor::decode).transpose()?,
         };
-        let db = &app(ctx)?.db;
-        let page = messages::page(db, self.model.id, args).await?;
-        // The page's attachments in one statement, when the query asks for them.
-        let mut attachments: Option<HashMap<Uuid, Vec<chat_attachment::Model>>> = None;
-        if ctx
+        let with_attachments = ctx
             .look_ahead()
             .field("edges")
             .field("node")
             .field("attachments")
-            .exists()
-        {
-            let ids: Vec<Uuid> = page.messages.iter().map(|message| message.id).collect();
-            let mut by_message: HashMap<Uuid, Vec<chat_attachment::Model>> = HashMap::new();
-            for attachment in messages::attachments_of(db, &ids).await? {
-                by_message
-                    .entry(attachment.chat_message_id)
-                    .or_default()
-                    .push(attachment);
-            }
-            attachments = Some(by_message);
-        }
+            .exists();
+        let page = messages::page(&app(ctx)?.db, self.model.id, args, with_attachments).await?;
+        let attachments = page.attachments;
         let edges: Vec<MessageEdge> = page
             .messages
             .into_iter()

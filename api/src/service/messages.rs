@@ -1,10 +1,13 @@
 //! Messages: send (idempotent by `clientMessageId`), page through a thread, and the batched
 //! look-ups behind the chat list (last message per chat, attachments per message).
 
-use sea_orm::sea_query::{Expr, Query};
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Alias, Asterisk, Expr, Func, JoinType, Order, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    DatabaseTransaction, EntityTrait, FromQueryResult, IdenStatic, IntoActiveModel, Iterable,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TryInsertResult,
 };
 use uuid::Uuid;
 
@@ -61,6 +64,12 @@ pub async fn find_by_client_id(
 
 /// Stores a message and its attachment rows in one transaction and moves the chat along: a
 /// visitor writing to a closed chat reopens it, and the sender's side has read up to here.
+///
+/// The common case is the same four statements a hand-written send needs (BEGIN, UPDATE the
+/// chat, INSERT the message, COMMIT): the UPDATE comes first, so it takes the chat's row lock
+/// (writes to one chat take turns) and its RETURNING gives the message's time and the sender's
+/// label without a read before it; the INSERT skips a repeated `clientMessageId` through the
+/// unique index instead of a look-up, and a retry found that way rolls the UPDATE back.
 pub async fn send(
     db: &DatabaseConnection,
     bus: &EventBus,
@@ -75,18 +84,9 @@ pub async fn send(
         ));
     }
     let txn = super::begin_write(db).await?;
-    let chat = chats::get_for_update(&txn, viewer, chat_id).await?;
-    if let Some(client_id) = new.client_message_id.as_deref()
-        && let Some(message) = find_by_client_id(&txn, chat_id, client_id).await?
-    {
-        return Ok(Sent {
-            message,
-            chat,
-            created: false,
-        });
-    }
+    let (chat, reopened) = advance_chat(&txn, viewer, side, chat_id).await?;
+    let at = chat.last_message_at.unwrap_or_else(now);
 
-    let at = now().max(chat.last_message_at.unwrap_or_default());
     let (sender_type, sender_label) = match viewer {
         Viewer::Admin(admin) => (
             SenderType::Admin,
@@ -94,7 +94,8 @@ pub async fn send(
         ),
         _ => (SenderType::Visitor, chat.visitor_name.clone()),
     };
-    let message = chat_message::ActiveModel {
+    let client_message_id = new.client_message_id.clone();
+    let inserted = chat_message::Entity::insert(chat_message::ActiveModel {
         id: Set(Uuid::now_v7()),
         chat_id: Set(chat_id),
         sender_type: Set(sender_type),
@@ -102,9 +103,21 @@ pub async fn send(
         message: Set(new.body),
         client_message_id: Set(new.client_message_id),
         created_at: Set(at),
-    }
-    .insert(&txn)
+    })
+    .on_conflict_do_nothing_on([
+        chat_message::Column::ChatId,
+        chat_message::Column::ClientMessageId,
+    ])
+    .exec_with_returning(&txn)
     .await?;
+    let message = match inserted {
+        TryInsertResult::Inserted(message) => message,
+        // A retry: the first message stands, and the chat stays as it was.
+        TryInsertResult::Conflicted | TryInsertResult::Empty => {
+            txn.rollback().await?;
+            return retried(db, viewer, chat_id, client_message_id.as_deref()).await;
+        }
+    };
 
     if !new.attachments.is_empty() {
         let rows = new
@@ -128,29 +141,6 @@ pub async fn send(
             .exec(&txn)
             .await?;
     }
-
-    let reopened = side == Side::Visitor && chat.status == ChatStatus::Closed;
-    let mut active = chat.into_active_model();
-    active.last_message_at = Set(Some(at));
-    active.updated_at = Set(at);
-    match side {
-        Side::Visitor => active.visitor_last_read_at = Set(Some(at)),
-        Side::Admin => active.admin_last_read_at = Set(Some(at)),
-    }
-    if reopened {
-        active.status = Set(ChatStatus::Open);
-        let data =
-            serde_json::json!({ "from": "closed", "to": "open", "reason": "visitor message" });
-        chats::record(
-            &txn,
-            chat_id,
-            EventKind::StatusChanged,
-            &viewer.actor(),
-            Some(data),
-        )
-        .await?;
-    }
-    let chat = active.update(&txn).await?;
     txn.commit().await?;
 
     bus.publish(
@@ -170,6 +160,84 @@ pub async fn send(
     })
 }
 
+/// Moves the chat to a new message: its last message time (never earlier than the one before,
+/// whatever the clocks of several instances say), its update time and the sender's read mark.
+/// Returns the chat as changed, and whether a visitor's message reopened it.
+async fn advance_chat(
+    txn: &DatabaseTransaction,
+    viewer: &Viewer,
+    side: Side,
+    chat_id: Uuid,
+) -> Result<(chat::Model, bool)> {
+    let read_mark = match side {
+        Side::Visitor => chat::Column::VisitorLastReadAt,
+        Side::Admin => chat::Column::AdminLastReadAt,
+    };
+    let now_value = Expr::value(now());
+    let at: Expr = Func::greatest([
+        now_value.clone(),
+        Func::coalesce([Expr::col(chat::Column::LastMessageAt), now_value]).into(),
+    ])
+    .into();
+    let mut update = chat::Entity::update_many()
+        .col_expr(chat::Column::LastMessageAt, at.clone())
+        .col_expr(chat::Column::UpdatedAt, at.clone())
+        .col_expr(read_mark, at)
+        .filter(chat::Column::Id.eq(chat_id));
+    if side == Side::Visitor {
+        // Reopening is recorded in the chat's history, so it takes the longer way below.
+        update = update.filter(chat::Column::Status.ne(ChatStatus::Closed));
+    }
+    if let Some(chat) = update.exec_with_returning(txn).await?.into_iter().next() {
+        return Ok((chat, false));
+    }
+
+    // No such chat (NOT_FOUND here), or a visitor writing to a closed one.
+    let chat = chats::get_for_update(txn, viewer, chat_id).await?;
+    let at = now().max(chat.last_message_at.unwrap_or_default());
+    let reopened = side == Side::Visitor && chat.status == ChatStatus::Closed;
+    let mut active = chat.into_active_model();
+    active.last_message_at = Set(Some(at));
+    active.updated_at = Set(at);
+    match side {
+        Side::Visitor => active.visitor_last_read_at = Set(Some(at)),
+        Side::Admin => active.admin_last_read_at = Set(Some(at)),
+    }
+    if reopened {
+        active.status = Set(ChatStatus::Open);
+        let data =
+            serde_json::json!({ "from": "closed", "to": "open", "reason": "visitor message" });
+        chats::record(
+            txn,
+            chat_id,
+            EventKind::StatusChanged,
+            &viewer.actor(),
+            Some(data),
+        )
+        .await?;
+    }
+    Ok((active.update(txn).await?, reopened))
+}
+
+/// The answer to a retried send: the message stored the first time, in the chat as it is.
+async fn retried(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    chat_id: Uuid,
+    client_message_id: Option<&str>,
+) -> Result<Sent> {
+    let message = match client_message_id {
+        Some(client_id) => find_by_client_id(db, chat_id, client_id).await?,
+        None => None,
+    }
+    .ok_or_else(|| Error::internal(anyhow::anyhow!("a message was neither stored nor found")))?;
+    Ok(Sent {
+        message,
+        chat: chats::get(db, viewer, chat_id).await?,
+        created: false,
+    })
+}
+
 /// Relay-style paging arguments for a thread.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PageArgs {
@@ -182,6 +250,9 @@ pub struct PageArgs {
 pub struct Page {
     /// Oldest first.
     pub messages: Vec<chat_message::Model>,
+    /// Each message's attachments in upload order (messages without any are absent), when
+    /// the page was asked for with them.
+    pub attachments: Option<HashMap<Uuid, Vec<chat_attachment::Model>>>,
     pub has_previous: bool,
     pub has_next: bool,
 }
@@ -211,7 +282,13 @@ fn cursor_key(cursor: Cursor) -> Expr {
 
 /// A page of a thread, chronological. `last` takes the newest of the window (for the first
 /// screen and for paging back with `before`); `first` the oldest (for polling with `after`).
-pub async fn page(db: &impl ConnectionTrait, chat_id: Uuid, args: PageArgs) -> Result<Page> {
+/// With `with_attachments`, the page's attachments come in the same statement.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    chat_id: Uuid,
+    args: PageArgs,
+    with_attachments: bool,
+) -> Result<Page> {
     if args.first.is_some() && args.last.is_some() {
         return Err(Error::bad_input("pass either first or last, not both"));
     }
@@ -222,40 +299,98 @@ pub async fn page(db: &impl ConnectionTrait, chat_id: Uuid, args: PageArgs) -> R
     if let Some(before) = args.before {
         query = query.filter(sea_orm::sea_query::ExprTrait::lt(key(), cursor_key(before)));
     }
-    if let Some(last) = args.last {
-        let last = last.clamp(1, MAX_MESSAGES);
-        let mut messages = query
-            .order_by_desc(chat_message::Column::CreatedAt)
-            .order_by_desc(chat_message::Column::Id)
-            .limit(last + 1)
-            .all(db)
-            .await?;
-        let has_previous = messages.len() as u64 > last;
-        messages.truncate(last as usize);
+    let newest_first = args.last.is_some();
+    let wanted = match args.last {
+        Some(last) => last.clamp(1, MAX_MESSAGES),
+        None => args
+            .first
+            .unwrap_or(DEFAULT_MESSAGES)
+            .clamp(1, MAX_MESSAGES),
+    };
+    let order = if newest_first {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
+    // One more than wanted tells whether the window goes on.
+    let query = query
+        .order_by(chat_message::Column::CreatedAt, order.clone())
+        .order_by(chat_message::Column::Id, order.clone())
+        .limit(wanted + 1);
+    let (mut messages, attachments) = if with_attachments {
+        let (messages, attachments) = with_their_attachments(db, query.into_query(), order).await?;
+        (messages, Some(attachments))
+    } else {
+        (query.all(db).await?, None)
+    };
+    let more = messages.len() as u64 > wanted;
+    messages.truncate(wanted as usize);
+    if newest_first {
         messages.reverse();
         return Ok(Page {
             messages,
-            has_previous,
+            attachments,
+            has_previous: more,
             has_next: args.before.is_some(),
         });
     }
-    let first = args
-        .first
-        .unwrap_or(DEFAULT_MESSAGES)
-        .clamp(1, MAX_MESSAGES);
-    let mut messages = query
-        .order_by_asc(chat_message::Column::CreatedAt)
-        .order_by_asc(chat_message::Column::Id)
-        .limit(first + 1)
-        .all(db)
-        .await?;
-    let has_next = messages.len() as u64 > first;
-    messages.truncate(first as usize);
     Ok(Page {
         messages,
+        attachments,
         has_previous: args.after.is_some(),
-        has_next,
+        has_next: more,
     })
+}
+
+/// The messages `page` selects, each with its attachments, in one statement: the page as a
+/// subquery, its attachments joined on (attachment columns prefixed `a_`), in the page's order
+/// (`order` on `(created_at, id)`).
+async fn with_their_attachments(
+    db: &impl ConnectionTrait,
+    page: SelectStatement,
+    order: Order,
+) -> Result<(
+    Vec<chat_message::Model>,
+    HashMap<Uuid, Vec<chat_attachment::Model>>,
+)> {
+    let (m, a) = (Alias::new("m"), Alias::new("a"));
+    let mut joined = Query::select();
+    joined.column((m.clone(), Asterisk));
+    for column in chat_attachment::Column::iter() {
+        joined.expr_as(
+            Expr::col((a.clone(), column)),
+            Alias::new(format!("a_{}", column.as_str())),
+        );
+    }
+    joined.from_subquery(page, m.clone()).join_as(
+        JoinType::LeftJoin,
+        chat_attachment::Entity,
+        a.clone(),
+        sea_orm::sea_query::ExprTrait::equals(
+            Expr::col((a.clone(), chat_attachment::Column::ChatMessageId)),
+            (m.clone(), chat_message::Column::Id),
+        ),
+    );
+    // The page's own order, then upload order.
+    joined
+        .order_by((m.clone(), chat_message::Column::CreatedAt), order.clone())
+        .order_by((m.clone(), chat_message::Column::Id), order)
+        .order_by((a.clone(), chat_attachment::Column::CreatedAt), Order::Asc)
+        .order_by((a, chat_attachment::Column::Id), Order::Asc);
+
+    let mut messages: Vec<chat_message::Model> = Vec::new();
+    let mut attachments: HashMap<Uuid, Vec<chat_attachment::Model>> = HashMap::new();
+    for row in db.query_all(&joined).await? {
+        let message = chat_message::Model::from_query_result(&row, "")?;
+        if let Some(attachment) = chat_attachment::Model::from_query_result_optional(&row, "a_")? {
+            attachments.entry(message.id).or_default().push(attachment);
+        }
+        // A message with several attachments comes on consecutive rows.
+        if messages.last().is_none_or(|last| last.id != message.id) {
+            messages.push(message);
+        }
+    }
+    Ok((messages, attachments))
 }
 
 /// The newest message of each chat, one index probe per chat, in one statement.

@@ -27,7 +27,19 @@ pub fn workspace() -> PathBuf {
 pub fn build_release() -> Result<(PathBuf, Duration), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let started = Instant::now();
-    let output = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // Cargo runs this bench with the variables it gives a crate (`CARGO_MANIFEST_DIR`,
+    // `CARGO_PKG_NAME`…). Build scripts watch some of them (ring's `rerun-if-env-changed`), so
+    // an inner build that inherits them sees other values than the outer `cargo bench` did and
+    // rebuilds ring, rustls, sqlx and everything above them (3 minutes), and the next outer
+    // build rebuilds them back.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if is_set_by_cargo_for_a_crate(&name) {
+            command.env_remove(name.as_ref());
+        }
+    }
+    let output = command
         .current_dir(workspace())
         .args([
             "build",
@@ -59,6 +71,24 @@ pub fn build_release() -> Result<(PathBuf, Duration), String> {
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
         .ok_or("cargo did not report the chatdesk executable")?;
     Ok((executable, started.elapsed()))
+}
+
+/// The variables cargo sets when it compiles or runs a crate's target (not the user's own
+/// `CARGO_HOME`, `CARGO_TARGET_DIR`, `CARGO_BUILD_*`, which the inner build must keep).
+fn is_set_by_cargo_for_a_crate(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }
 
 pub struct Server {
