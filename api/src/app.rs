@@ -44,7 +44,8 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let jwt_secret = jwt_secret(&settings)?;
         let query_count = Arc::new(AtomicU64::new(0));
-        let db = database::connect(&settings, query_count.clone()).await?;
+        let pool = database::connect(&settings).await?;
+        let db = database::counted(&pool, query_count.clone());
         Migrator::up(&db, None)
             .await
             .map_err(|error| anyhow::anyhow!("database migration failed: {error}"))?;
@@ -71,7 +72,8 @@ impl Application {
             .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", settings.bind))?;
 
         let bus = if settings.is_postgres() {
-            EventBus::postgres(db.clone())
+            // Its NOTIFYs go out in the background, not as part of any request.
+            EventBus::postgres(pool)
         } else {
             EventBus::in_process()
         };
@@ -164,7 +166,18 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
             }
         }
     });
-    let mut tasks = vec![prune, jobs];
+    // The recorder keeps every histogram sample until it is folded into the summaries; built
+    // with `build_recorder` (not `install`) nothing does that unless we do, and an unscraped
+    // server would hold 8 bytes per request for ever.
+    let metrics = prometheus();
+    let upkeep = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            metrics.run_upkeep();
+        }
+    });
+    let mut tasks = vec![prune, jobs, upkeep];
     if state.settings.is_postgres() {
         tasks.push(tokio::spawn(
             state

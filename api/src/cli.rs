@@ -216,8 +216,7 @@ async fn run(command: Command) -> Result<(), String> {
 }
 
 async fn connect(settings: &Settings) -> Result<sea_orm::DatabaseConnection, String> {
-    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    crate::database::connect(settings, counter)
+    crate::database::connect(settings)
         .await
         .map_err(|e| e.to_string())
 }

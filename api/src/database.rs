@@ -9,10 +9,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::config::{Settings, redact_url};
 
-pub async fn connect(
-    settings: &Settings,
-    query_count: Arc<AtomicU64>,
-) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     if let Some(path) = sqlite_file(&settings.database_url)
         && let Some(parent) = std::path::Path::new(&path).parent()
         && !parent.as_os_str().is_empty()
@@ -40,16 +37,23 @@ pub async fn connect(
         // SQLite has one writer; a small pool avoids lock contention turning into timeouts.
         options.max_connections(4).min_connections(1);
     }
-    let mut db = Database::connect(options).await.map_err(|error| {
+    Database::connect(options).await.map_err(|error| {
         anyhow::anyhow!(
             "cannot connect to {}: {error}",
             redact_url(&settings.database_url)
         )
-    })?;
-    db.set_metric_callback(move |_| {
+    })
+}
+
+/// The same pool, with every statement run through this handle counted in `query_count` (tests
+/// read it to hold requests to a statement budget). Handles cloned from `db` before this call,
+/// such as the event bus's, are not counted.
+pub fn counted(db: &DatabaseConnection, query_count: Arc<AtomicU64>) -> DatabaseConnection {
+    let mut counted = db.clone();
+    counted.set_metric_callback(move |_| {
         query_count.fetch_add(1, Ordering::Relaxed);
     });
-    Ok(db)
+    counted
 }
 
 /// The file behind a `sqlite://path?…` URL, if it is one (not in-memory).

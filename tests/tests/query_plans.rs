@@ -81,26 +81,26 @@ async fn check_plans(url: &str) {
 
     // The inbox: first page, the next page by cursor, a status tab; then what the page
     // fetches for its chats (unread counts, last messages).
-    let (page, _) = chats::list(&db, &admin, &ChatFilter::default(), 50, None)
+    let (page, _) = chats::list(&db, &admin, &ChatFilter::default(), 50, None, true)
         .await
         .expect("inbox");
-    let last = page.last().expect("chats");
+    let last = &page.last().expect("chats").chat;
     let cursor = Cursor {
         at: chats::activity_of(last),
         id: last.id,
     };
-    chats::list(&db, &admin, &ChatFilter::default(), 50, Some(cursor))
+    chats::list(&db, &admin, &ChatFilter::default(), 50, Some(cursor), true)
         .await
         .expect("inbox page 2");
     let open = ChatFilter {
         statuses: vec![entity::chat::ChatStatus::Open],
         ..ChatFilter::default()
     };
-    chats::list(&db, &admin, &open, 50, None)
+    chats::list(&db, &admin, &open, 50, None, true)
         .await
         .expect("inbox tab");
     let ordered = take();
-    let ids: Vec<Uuid> = page.iter().map(|chat| chat.id).collect();
+    let ids: Vec<Uuid> = page.iter().map(|listed| listed.chat.id).collect();
     chats::unread_counts(&db, Side::Admin, &ids)
         .await
         .expect("unread counts");
@@ -110,7 +110,7 @@ async fn check_plans(url: &str) {
     let per_chat = take();
 
     // History: the newest 50 of a thread, then older ones.
-    let chat_id = page[0].id;
+    let chat_id = page[0].chat.id;
     let newest = messages::page(
         &db,
         chat_id,
@@ -144,7 +144,7 @@ async fn check_plans(url: &str) {
             search: Some(term.into()),
             ..ChatFilter::default()
         };
-        chats::list(&db, &admin, &filter, 50, None)
+        chats::list(&db, &admin, &filter, 50, None, true)
             .await
             .expect("search");
     }

@@ -121,13 +121,24 @@ impl ChatQuery {
             .map_err(|_| Error::bad_input("first must not be negative"))?;
         let after = after.as_deref().map(Cursor::decode).transpose()?;
         let db = &app(ctx)?.db;
-        let (found, has_next_page) = chats::list(db, viewer, &filter, first, after).await?;
-        let ids: Vec<Uuid> = found.iter().map(|chat| chat.id).collect();
-        let preload =
-            Arc::new(preload_page(db, &ctx.look_ahead().field("edges").field("node"), &ids).await?);
+        let node = ctx.look_ahead().field("edges").field("node");
+        let with_unread = node.field("unreadCount").exists();
+        let (found, has_next_page) =
+            chats::list(db, viewer, &filter, first, after, with_unread).await?;
+        let ids: Vec<Uuid> = found.iter().map(|listed| listed.chat.id).collect();
+        let mut preload = preload_page(db, &node, &ids).await?;
+        if with_unread {
+            preload.unread_counts = Some(
+                found
+                    .iter()
+                    .map(|listed| (listed.chat.id, listed.unread.unwrap_or(0)))
+                    .collect(),
+            );
+        }
+        let preload = Arc::new(preload);
         let edges: Vec<ChatEdge> = found
             .into_iter()
-            .map(|chat| ChatEdge {
+            .map(|chats::Listed { chat, .. }| ChatEdge {
                 cursor: Cursor {
                     at: chats::activity_of(&chat),
                     id: chat.id,
@@ -166,17 +177,14 @@ impl ChatQuery {
     }
 }
 
-/// Fetches what the query asks of every chat on an inbox page, one statement per field.
+/// Fetches the last messages (and their attachments) of every chat on an inbox page, when the
+/// query asks for them, one statement each. (Unread counts come with the page itself.)
 async fn preload_page(
     db: &sea_orm::DatabaseConnection,
     node: &Lookahead<'_>,
     chat_ids: &[Uuid],
 ) -> Result<PagePreload> {
     let mut preload = PagePreload::default();
-    if node.field("unreadCount").exists() {
-        let counts = chats::unread_counts(db, crate::auth::viewer::Side::Admin, chat_ids).await?;
-        preload.unread_counts = Some(counts.into_iter().collect());
-    }
     let last_message = node.field("lastMessage");
     if last_message.exists() {
         let found = messages::last_messages(db, chat_ids).await?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
 use crate::auth::viewer::Side;
@@ -92,8 +92,14 @@ impl Notice {
 #[derive(Clone)]
 pub struct EventBus {
     local: broadcast::Sender<Notice>,
-    postgres: Option<DatabaseConnection>,
+    /// On Postgres: the queue of the task that sends the `NOTIFY`s.
+    notifier: Option<mpsc::Sender<Notice>>,
 }
+
+/// Notices waiting for their `NOTIFY`; past this (Postgres stuck), they are delivered locally.
+const NOTIFY_QUEUE: usize = 10_000;
+/// The most notices one `NOTIFY` statement carries.
+const NOTIFY_BATCH: usize = 256;
 
 pub const CHANNEL: &str = "chatdesk_events";
 
@@ -102,39 +108,39 @@ impl EventBus {
         let (local, _) = broadcast::channel(1024);
         Self {
             local,
-            postgres: None,
+            notifier: None,
         }
     }
 
-    /// Publishes through Postgres; `listen` must run for notices to arrive.
+    /// Publishes through Postgres; `listen` must run for notices to arrive. Starts the task
+    /// that sends the `NOTIFY`s, so it must be called inside the runtime.
     pub fn postgres(db: DatabaseConnection) -> Self {
+        let bus = Self::in_process();
+        let (queue, queued) = mpsc::channel(NOTIFY_QUEUE);
+        tokio::spawn(notify(db, queued, bus.local.clone()));
         Self {
-            postgres: Some(db),
-            ..Self::in_process()
+            notifier: Some(queue),
+            ..bus
         }
     }
 
-    /// Called after the change is committed.
+    /// Called after the change is committed. On Postgres the notice is queued for the notifier
+    /// task rather than sent here: a request does not wait for a `NOTIFY` round trip (its own
+    /// transaction on the server), and under load one statement carries many notices.
     pub async fn publish(&self, notice: Notice) {
-        if let Some(db) = &self.postgres {
-            let sent = match serde_json::to_string(&notice) {
-                Ok(payload) => db
-                    .execute_raw(Statement::from_sql_and_values(
-                        DbBackend::Postgres,
-                        "SELECT pg_notify($1, $2)",
-                        [CHANNEL.into(), payload.into()],
-                    ))
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| error.to_string()),
-                Err(error) => Err(error.to_string()),
-            };
-            match sent {
+        let notice = match &self.notifier {
+            Some(queue) => match queue.try_send(notice) {
                 Ok(()) => return,
-                // The change is committed; at least this instance's subscribers hear of it.
-                Err(error) => tracing::warn!(%error, "NOTIFY failed; delivering locally only"),
-            }
-        }
+                Err(
+                    mpsc::error::TrySendError::Full(notice)
+                    | mpsc::error::TrySendError::Closed(notice),
+                ) => {
+                    tracing::warn!("the NOTIFY queue is full; delivering locally only");
+                    notice
+                }
+            },
+            None => notice,
+        };
         // No subscribers is not an error.
         let _ = self.local.send(notice);
     }
@@ -188,5 +194,39 @@ impl EventBus {
                 }
             }
         }
+    }
+}
+
+/// Sends queued notices as `NOTIFY`s, in the order they were published (one task, one queue):
+/// whatever has piled up while the previous statement ran goes out in the next one. When
+/// Postgres refuses, the changes are committed all the same, so at least this instance's
+/// subscribers hear of them.
+async fn notify(
+    db: DatabaseConnection,
+    mut queued: mpsc::Receiver<Notice>,
+    local: broadcast::Sender<Notice>,
+) {
+    let mut batch = Vec::with_capacity(NOTIFY_BATCH);
+    while queued.recv_many(&mut batch, NOTIFY_BATCH).await > 0 {
+        let payloads: Result<Vec<String>, _> = batch.iter().map(serde_json::to_string).collect();
+        let sent = match payloads {
+            Ok(payloads) => db
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_notify($1, payload) FROM unnest($2::text[]) WITH ORDINALITY AS t(payload, n) ORDER BY n",
+                    [CHANNEL.into(), payloads.into()],
+                ))
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = sent {
+            tracing::warn!(%error, "NOTIFY failed; delivering locally only");
+            for notice in batch.drain(..) {
+                let _ = local.send(notice);
+            }
+        }
+        batch.clear();
     }
 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use sea_orm::sea_query::{Alias, Asterisk, Expr, Func, JoinType, Order, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, FromQueryResult, IdenStatic, IntoActiveModel, Iterable,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TryInsertResult,
+    DatabaseTransaction, DbErr, EntityTrait, FromQueryResult, IdenStatic, IntoActiveModel,
+    Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TryInsertResult,
 };
 use uuid::Uuid;
 
@@ -109,14 +109,17 @@ pub async fn send(
         chat_message::Column::ClientMessageId,
     ])
     .exec_with_returning(&txn)
-    .await?;
+    .await;
     let message = match inserted {
-        TryInsertResult::Inserted(message) => message,
-        // A retry: the first message stands, and the chat stays as it was.
-        TryInsertResult::Conflicted | TryInsertResult::Empty => {
+        Ok(TryInsertResult::Inserted(message)) => message,
+        // A retry: the first message stands, and the chat stays as it was. (sea-orm 2.0 reports
+        // an INSERT … RETURNING that the conflict left without a row as "not found".)
+        Ok(TryInsertResult::Conflicted | TryInsertResult::Empty)
+        | Err(DbErr::RecordNotFound(_)) => {
             txn.rollback().await?;
             return retried(db, viewer, chat_id, client_message_id.as_deref()).await;
         }
+        Err(error) => return Err(error.into()),
     };
 
     if !new.attachments.is_empty() {
@@ -343,8 +346,10 @@ pub async fn page(
 }
 
 /// The messages `page` selects, each with its attachments, in one statement: the page as a
-/// subquery, its attachments joined on (attachment columns prefixed `a_`), in the page's order
-/// (`order` on `(created_at, id)`).
+/// subquery (its LIMIT served by the thread index), its attachments joined on (their columns
+/// prefixed `a_`). The few rows are put in order here, by `order` on `(created_at, id)` and
+/// attachments in upload order, so the statement has no sort of its own
+/// (`tests/tests/query_plans.rs` holds it to that).
 async fn with_their_attachments(
     db: &impl ConnectionTrait,
     page: SelectStatement,
@@ -367,28 +372,27 @@ async fn with_their_attachments(
         chat_attachment::Entity,
         a.clone(),
         sea_orm::sea_query::ExprTrait::equals(
-            Expr::col((a.clone(), chat_attachment::Column::ChatMessageId)),
-            (m.clone(), chat_message::Column::Id),
+            Expr::col((a, chat_attachment::Column::ChatMessageId)),
+            (m, chat_message::Column::Id),
         ),
     );
-    // The page's own order, then upload order.
-    joined
-        .order_by((m.clone(), chat_message::Column::CreatedAt), order.clone())
-        .order_by((m.clone(), chat_message::Column::Id), order)
-        .order_by((a.clone(), chat_attachment::Column::CreatedAt), Order::Asc)
-        .order_by((a, chat_attachment::Column::Id), Order::Asc);
 
-    let mut messages: Vec<chat_message::Model> = Vec::new();
+    let mut messages: HashMap<Uuid, chat_message::Model> = HashMap::new();
     let mut attachments: HashMap<Uuid, Vec<chat_attachment::Model>> = HashMap::new();
     for row in db.query_all(&joined).await? {
         let message = chat_message::Model::from_query_result(&row, "")?;
         if let Some(attachment) = chat_attachment::Model::from_query_result_optional(&row, "a_")? {
             attachments.entry(message.id).or_default().push(attachment);
         }
-        // A message with several attachments comes on consecutive rows.
-        if messages.last().is_none_or(|last| last.id != message.id) {
-            messages.push(message);
-        }
+        messages.entry(message.id).or_insert(message);
+    }
+    let mut messages: Vec<chat_message::Model> = messages.into_values().collect();
+    messages.sort_unstable_by_key(|message| (message.created_at, message.id));
+    if order == Order::Desc {
+        messages.reverse();
+    }
+    for files in attachments.values_mut() {
+        files.sort_unstable_by_key(|file| (file.created_at, file.id));
     }
     Ok((messages, attachments))
 }

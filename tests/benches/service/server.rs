@@ -144,7 +144,11 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err);
-        // A profiling aid: another allocator for the server only (e.g. libjemalloc.so.2).
+        // Tuning aids for the server only: its runtime's worker threads (tokio reads
+        // TOKIO_WORKER_THREADS), and another allocator (e.g. libjemalloc.so.2).
+        if let Ok(workers) = std::env::var("BENCH_SERVER_WORKERS") {
+            command.env("TOKIO_WORKER_THREADS", workers);
+        }
         if let Ok(preload) = std::env::var("BENCH_SERVER_LD_PRELOAD") {
             command.env("LD_PRELOAD", preload);
         }
