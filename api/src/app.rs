@@ -271,6 +271,7 @@ fn router(state: AppState) -> Router {
     let graphql_state = GraphqlState {
         app: state.clone(),
         schema,
+        parsed_queries: Default::default(),
     };
     let graphql = Router::new()
         .route("/graphql", get(graphiql).post(graphql_post))

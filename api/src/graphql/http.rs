@@ -21,6 +21,7 @@ use axum::extract::ws::Message as WsMessage;
 use futures_util::{FutureExt, Stream, StreamExt, TryStreamExt};
 
 use super::multipart;
+use super::parsed_queries::ParsedQueries;
 use super::schema::{AppSchema, ClientAddress};
 use crate::auth::Viewer;
 use crate::error::Error;
@@ -38,6 +39,7 @@ pub const MAX_BATCH: usize = 10;
 pub struct GraphqlState {
     pub app: AppState,
     pub schema: AppSchema,
+    pub parsed_queries: std::sync::Arc<ParsedQueries>,
 }
 
 pub async fn graphiql() -> impl IntoResponse {
@@ -119,6 +121,8 @@ pub async fn graphql_post(
     if let Err(error) = check_batch(&batch) {
         return error_response(StatusCode::BAD_REQUEST, error);
     }
+    let mut batch = batch;
+    state.parsed_queries.attach(&mut batch);
 
     let batch = batch.data(viewer).data(ClientAddress(client_ip(
         &headers,

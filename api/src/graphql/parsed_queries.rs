@@ -1,0 +1,134 @@
+//! Parsed query documents, kept by their text.
+//!
+//! Clients send the same few queries over and over (the widget's, the admin page's, an
+//! integration's), and parsing one with async-graphql's grammar was 9% of the server's time on
+//! a `sendMessage`. A request whose text was seen before gets the parsed document handed in;
+//! async-graphql still checks its depth and directives and validates it against the schema
+//! every time, so nothing is skipped but the parse. Only short texts are kept, and the map is
+//! bounded: when full it is emptied and refilled by the next requests, so a client sending
+//! ever new queries costs a parse each, as without the cache, and no memory.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::RwLock;
+
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{BatchRequest, Request};
+
+/// Longer texts are parsed every time (no client of ours sends one).
+pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+/// Distinct query texts kept.
+pub const CAPACITY: usize = 256;
+
+#[derive(Default)]
+pub struct ParsedQueries {
+    by_text: RwLock<HashMap<String, ExecutableDocument>>,
+}
+
+impl ParsedQueries {
+    /// Hands every request of the batch its parsed document, from the cache or parsed now.
+    /// A text that does not parse is left to async-graphql, which reports the error as usual.
+    pub fn attach(&self, batch: &mut BatchRequest) {
+        match batch {
+            BatchRequest::Single(request) => self.attach_one(request),
+            BatchRequest::Batch(requests) => requests.iter_mut().for_each(|r| self.attach_one(r)),
+        }
+    }
+
+    fn attach_one(&self, request: &mut Request) {
+        if request.query.len() > MAX_QUERY_BYTES {
+            return;
+        }
+        if let Some(document) = self.get(&request.query) {
+            request.set_parsed_query(document);
+            return;
+        }
+        // Parsing has guards against deep nesting; a panic on some unforeseen input must still
+        // not take the request down here, outside the executor's own catch.
+        let parsed = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            async_graphql::parser::parse_query(&request.query)
+        }));
+        if let Ok(Ok(document)) = parsed {
+            self.remember(request.query.clone(), document.clone());
+            request.set_parsed_query(document);
+        }
+    }
+
+    fn get(&self, query: &str) -> Option<ExecutableDocument> {
+        let by_text = self
+            .by_text
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        by_text.get(query).cloned()
+    }
+
+    fn remember(&self, query: String, document: ExecutableDocument) {
+        let mut by_text = self
+            .by_text
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if by_text.len() >= CAPACITY {
+            by_text.clear();
+        }
+        by_text.insert(query, document);
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_text
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(query: &str) -> BatchRequest {
+        BatchRequest::Single(Request::new(query))
+    }
+
+    #[test]
+    fn keeps_what_parses_and_leaves_the_rest_to_async_graphql() {
+        let queries = ParsedQueries::default();
+        let mut batch = single("{ uploadPolicy { maxFiles } }");
+        queries.attach(&mut batch);
+        assert_eq!(queries.len(), 1);
+        let BatchRequest::Single(mut request) = batch else {
+            unreachable!()
+        };
+        assert!(request.parsed_query().is_ok());
+
+        // The same text again is served from the map, not stored twice.
+        queries.attach(&mut single("{ uploadPolicy { maxFiles } }"));
+        assert_eq!(queries.len(), 1);
+
+        // A syntax error is not kept; async-graphql will parse and report it.
+        queries.attach(&mut single("{ uploadPolicy { "));
+        assert_eq!(queries.len(), 1);
+        // Nor is a text over the size kept.
+        let long = format!(
+            "{{ uploadPolicy {{ maxFiles }} }} #{}",
+            "x".repeat(MAX_QUERY_BYTES)
+        );
+        queries.attach(&mut single(&long));
+        assert_eq!(queries.len(), 1);
+    }
+
+    #[test]
+    fn never_holds_more_than_its_capacity() {
+        let queries = ParsedQueries::default();
+        for n in 0..CAPACITY * 2 + 1 {
+            queries.attach(&mut single(&format!(
+                "query Q{n} {{ uploadPolicy {{ maxFiles }} }}"
+            )));
+            assert!(queries.len() <= CAPACITY);
+        }
+        assert!(!queries.is_empty());
+    }
+}
