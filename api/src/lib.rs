@@ -11,6 +11,7 @@ pub mod error;
 pub mod files;
 pub mod graphql;
 pub mod limits;
+pub mod memo;
 pub mod realtime;
 pub mod service;
 pub mod state;

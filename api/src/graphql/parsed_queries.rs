@@ -8,21 +8,24 @@
 //! bounded: when full it is emptied and refilled by the next requests, so a client sending
 //! ever new queries costs a parse each, as without the cache, and no memory.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::RwLock;
 
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{BatchRequest, Request};
+
+use crate::memo::Memo;
 
 /// Longer texts are parsed every time (no client of ours sends one).
 pub const MAX_QUERY_BYTES: usize = 8 * 1024;
 /// Distinct query texts kept.
 pub const CAPACITY: usize = 256;
 
-#[derive(Default)]
-pub struct ParsedQueries {
-    by_text: RwLock<HashMap<String, ExecutableDocument>>,
+pub struct ParsedQueries(Memo<String, ExecutableDocument>);
+
+impl Default for ParsedQueries {
+    fn default() -> Self {
+        Self(Memo::with_capacity(CAPACITY))
+    }
 }
 
 impl ParsedQueries {
@@ -39,7 +42,7 @@ impl ParsedQueries {
         if request.query.len() > MAX_QUERY_BYTES {
             return;
         }
-        if let Some(document) = self.get(&request.query) {
+        if let Some(document) = self.0.get(request.query.as_str()) {
             request.set_parsed_query(document);
             return;
         }
@@ -49,39 +52,17 @@ impl ParsedQueries {
             async_graphql::parser::parse_query(&request.query)
         }));
         if let Ok(Ok(document)) = parsed {
-            self.remember(request.query.clone(), document.clone());
+            self.0.insert(request.query.clone(), document.clone());
             request.set_parsed_query(document);
         }
     }
 
-    fn get(&self, query: &str) -> Option<ExecutableDocument> {
-        let by_text = self
-            .by_text
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        by_text.get(query).cloned()
-    }
-
-    fn remember(&self, query: String, document: ExecutableDocument) {
-        let mut by_text = self
-            .by_text
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if by_text.len() >= CAPACITY {
-            by_text.clear();
-        }
-        by_text.insert(query, document);
-    }
-
     pub fn len(&self) -> usize {
-        self.by_text
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .len()
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.0.is_empty()
     }
 }
 
