@@ -100,6 +100,8 @@ pub struct EventBus {
 const NOTIFY_QUEUE: usize = 10_000;
 /// The most notices one `NOTIFY` statement carries.
 const NOTIFY_BATCH: usize = 256;
+/// How long the notifier waits for more notices before sending what it has.
+const NOTIFY_GATHER: Duration = Duration::from_millis(5);
 
 pub const CHANNEL: &str = "chatdesk_events";
 
@@ -208,6 +210,19 @@ async fn notify(
 ) {
     let mut batch = Vec::with_capacity(NOTIFY_BATCH);
     while queued.recv_many(&mut batch, NOTIFY_BATCH).await > 0 {
+        // A moment for the notices of concurrent requests to join this one: under load one
+        // statement (one transaction for Postgres) then carries dozens. Events must arrive
+        // within a second; this adds at most NOTIFY_GATHER.
+        tokio::time::sleep(NOTIFY_GATHER).await;
+        let room = NOTIFY_BATCH.saturating_sub(batch.len());
+        if room > 0 {
+            while let Ok(notice) = queued.try_recv() {
+                batch.push(notice);
+                if batch.len() >= NOTIFY_BATCH {
+                    break;
+                }
+            }
+        }
         let payloads: Result<Vec<String>, _> = batch.iter().map(serde_json::to_string).collect();
         let sent = match payloads {
             Ok(payloads) => db
