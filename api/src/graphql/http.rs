@@ -100,7 +100,7 @@ pub async fn graphql_post(
             .to_ascii_lowercase()
             .starts_with("multipart/")
     });
-    let batch = if let Some(content_type) = content_type.filter(|_| is_multipart) {
+    let mut batch = if let Some(content_type) = content_type.filter(|_| is_multipart) {
         let limits = multipart::Limits {
             max_file_bytes: app.settings.max_file_bytes,
             max_files: app.settings.max_files,
@@ -121,7 +121,6 @@ pub async fn graphql_post(
     if let Err(error) = check_batch(&batch) {
         return error_response(StatusCode::BAD_REQUEST, error);
     }
-    let mut batch = batch;
     state.parsed_queries.attach(&mut batch);
 
     let batch = batch.data(viewer).data(ClientAddress(client_ip(

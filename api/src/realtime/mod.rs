@@ -214,14 +214,10 @@ async fn notify(
         // statement (one transaction for Postgres) then carries dozens. Events must arrive
         // within a second; this adds at most NOTIFY_GATHER.
         tokio::time::sleep(NOTIFY_GATHER).await;
-        let room = NOTIFY_BATCH.saturating_sub(batch.len());
-        if room > 0 {
-            while let Ok(notice) = queued.try_recv() {
-                batch.push(notice);
-                if batch.len() >= NOTIFY_BATCH {
-                    break;
-                }
-            }
+        while batch.len() < NOTIFY_BATCH
+            && let Ok(notice) = queued.try_recv()
+        {
+            batch.push(notice);
         }
         let payloads: Result<Vec<String>, _> = batch.iter().map(serde_json::to_string).collect();
         let sent = match payloads {

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Alias, Asterisk, Expr, Func, JoinType, Order, Query, SelectStatement};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, FromQueryResult, IdenStatic, IntoActiveModel,
-    Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TryInsertResult,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, FromQueryResult, IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, TryInsertResult,
 };
 use uuid::Uuid;
 
@@ -172,23 +172,33 @@ async fn advance_chat(
     side: Side,
     chat_id: Uuid,
 ) -> Result<(chat::Model, bool)> {
-    let read_mark = match side {
-        Side::Visitor => chat::Column::VisitorLastReadAt,
-        Side::Admin => chat::Column::AdminLastReadAt,
+    let advance = |reopen: bool| {
+        let read_mark = match side {
+            Side::Visitor => chat::Column::VisitorLastReadAt,
+            Side::Admin => chat::Column::AdminLastReadAt,
+        };
+        let now_value = Expr::value(now());
+        let at: Expr = Func::greatest([
+            now_value.clone(),
+            Func::coalesce([Expr::col(chat::Column::LastMessageAt), now_value]).into(),
+        ])
+        .into();
+        let update = chat::Entity::update_many()
+            .col_expr(chat::Column::LastMessageAt, at.clone())
+            .col_expr(chat::Column::UpdatedAt, at.clone())
+            .col_expr(read_mark, at)
+            .filter(chat::Column::Id.eq(chat_id));
+        if reopen {
+            update.col_expr(chat::Column::Status, Expr::value(ChatStatus::Open))
+        } else {
+            update
+        }
     };
-    let now_value = Expr::value(now());
-    let at: Expr = Func::greatest([
-        now_value.clone(),
-        Func::coalesce([Expr::col(chat::Column::LastMessageAt), now_value]).into(),
-    ])
-    .into();
-    let mut update = chat::Entity::update_many()
-        .col_expr(chat::Column::LastMessageAt, at.clone())
-        .col_expr(chat::Column::UpdatedAt, at.clone())
-        .col_expr(read_mark, at)
-        .filter(chat::Column::Id.eq(chat_id));
+
+    // Reopening is recorded in the chat's history, so a visitor's message to a closed chat
+    // leaves this UPDATE without a row and takes the way below.
+    let mut update = advance(false);
     if side == Side::Visitor {
-        // Reopening is recorded in the chat's history, so it takes the longer way below.
         update = update.filter(chat::Column::Status.ne(ChatStatus::Closed));
     }
     if let Some(chat) = update.exec_with_returning(txn).await?.into_iter().next() {
@@ -197,17 +207,8 @@ async fn advance_chat(
 
     // No such chat (NOT_FOUND here), or a visitor writing to a closed one.
     let chat = chats::get_for_update(txn, viewer, chat_id).await?;
-    let at = now().max(chat.last_message_at.unwrap_or_default());
     let reopened = side == Side::Visitor && chat.status == ChatStatus::Closed;
-    let mut active = chat.into_active_model();
-    active.last_message_at = Set(Some(at));
-    active.updated_at = Set(at);
-    match side {
-        Side::Visitor => active.visitor_last_read_at = Set(Some(at)),
-        Side::Admin => active.admin_last_read_at = Set(Some(at)),
-    }
     if reopened {
-        active.status = Set(ChatStatus::Open);
         let data =
             serde_json::json!({ "from": "closed", "to": "open", "reason": "visitor message" });
         chats::record(
@@ -219,7 +220,13 @@ async fn advance_chat(
         )
         .await?;
     }
-    Ok((active.update(txn).await?, reopened))
+    let chat = advance(reopened)
+        .exec_with_returning(txn)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(Error::NotFound("chat"))?;
+    Ok((chat, reopened))
 }
 
 /// The answer to a retried send: the message stored the first time, in the chat as it is.
