@@ -8,5 +8,6 @@ pub mod parsed_queries;
 pub mod schema;
 pub mod subscription;
 pub mod types;
+pub mod websocket;
 
 pub use schema::{AppSchema, build_schema, sdl};
