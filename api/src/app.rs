@@ -2,7 +2,6 @@
 //! until SIGTERM or Ctrl-C and lets in-flight requests finish.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -30,6 +29,7 @@ use crate::graphql::http::{GraphqlState, graphiql, graphql_post};
 use crate::graphql::websocket::graphql_ws;
 use crate::limits::RateLimits;
 use crate::realtime::EventBus;
+use crate::server::{self, ConnectionLimits};
 use crate::service::{admins, retention};
 use crate::state::{AppState, Inner};
 use crate::{database, files, graphql, web};
@@ -38,6 +38,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    connections: ConnectionLimits,
 }
 
 impl Application {
@@ -68,6 +69,8 @@ impl Application {
             }
         }
 
+        let descriptors = server::raise_descriptor_limit();
+        let connections = ConnectionLimits::new(&settings, descriptors);
         let listener = TcpListener::bind(settings.bind)
             .await
             .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", settings.bind))?;
@@ -83,12 +86,15 @@ impl Application {
         let state = AppState::new(Inner {
             jwt: JwtKeys::new(jwt_secret.expose().as_bytes()),
             visitor_chats: Default::default(),
+            admin_rows: Default::default(),
             file_signer: FileSigner::new(jwt_secret.expose().as_bytes()),
             storage,
             bus,
             limits: RateLimits::new(&settings),
             query_count,
+            local_address: listener.local_addr()?,
             open_sockets: Default::default(),
+            chat_subscriptions: Default::default(),
             db,
             settings,
         });
@@ -97,6 +103,7 @@ impl Application {
             listener,
             router,
             state,
+            connections,
         })
     }
 
@@ -122,12 +129,13 @@ impl Application {
     ) -> std::io::Result<()> {
         let background = spawn_background_tasks(&self.state);
         tracing::info!(address = %self.listener.local_addr()?, "chatdesk is listening");
-        let result = axum::serve(
+        let result = server::serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router,
+            self.connections,
+            self.state.settings.header_read_timeout,
+            stop,
         )
-        .with_graceful_shutdown(stop)
         .await;
         for task in background {
             task.abort();
@@ -180,11 +188,14 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
     });
     let mut tasks = vec![prune, jobs, upkeep];
     if state.settings.is_postgres() {
+        let admins = state.clone();
         tasks.push(tokio::spawn(
             state
                 .bus
                 .clone()
-                .listen(state.settings.database_url.clone()),
+                .listen(state.settings.database_url.clone(), move |admin_id| {
+                    admins.admin_rows.forget(admin_id)
+                }),
         ));
     }
     tasks
@@ -252,6 +263,12 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
+/// A header value from our own settings; a value that cannot be one (a newline in the public
+/// URL) leaves the header empty rather than failing the start.
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
 fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -285,12 +302,12 @@ fn router(state: AppState) -> Router {
         .fallback_service(ServeDir::new(clients.join("admin")))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
-                 connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-            ),
+            header_value(&web::admin_page_csp(settings)),
         ))
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ));
     let widget = Router::new()
         .fallback_service(ServeDir::new(clients.join("widget")))
         // Widgets are fetched by every page view of every host site: cache for an hour, then
@@ -299,8 +316,23 @@ fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=3600"),
         ));
-    let demo = ServeDir::new(clients.join("demo"))
-        .fallback(ServeFile::new(clients.join("demo/index.html")));
+    let demo = Router::new()
+        .fallback_service(
+            ServeDir::new(clients.join("demo"))
+                .fallback(ServeFile::new(clients.join("demo/index.html"))),
+        )
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            header_value(&web::demo_page_csp(settings)),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("SAMEORIGIN"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ));
 
     let metrics_handle = prometheus();
     Router::new()
@@ -315,7 +347,13 @@ fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(web::healthz))
         .route("/readyz", get(web::readyz).with_state(state.clone()))
-        .route("/metrics", get(web::metrics).with_state(metrics_handle))
+        .route(
+            "/metrics",
+            get(web::metrics).with_state(web::MetricsState {
+                handle: metrics_handle,
+                token: settings.metrics_token.clone(),
+            }),
+        )
         .route(
             "/admin666",
             get(|| async { axum::response::Redirect::permanent("/admin666/") }),

@@ -83,6 +83,22 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 fn init_tracing() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    // A panic is caught (it costs one request or one socket, not the process); the default
+    // hook would print a whole backtrace to stderr when RUST_BACKTRACE is set. One log line,
+    // with where it happened, is what an operator needs.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let location = info
+            .location()
+            .map(|at| format!("{}:{}", at.file(), at.line()))
+            .unwrap_or_default();
+        tracing::error!(%location, message = message.replace('\n', " "), "panic");
+    }));
 }
 
 async fn run(command: Command) -> Result<(), String> {
@@ -175,6 +191,7 @@ async fn run(command: Command) -> Result<(), String> {
                 id: admin.id,
                 email: admin.email,
                 name: admin.name,
+                session: None,
             };
             let storage =
                 crate::storage::from_settings(&settings.storage).map_err(|e| e.message())?;

@@ -114,6 +114,15 @@ pub struct Settings {
     pub introspection: bool,
     /// Open WebSockets allowed per client address.
     pub max_sockets_per_address: usize,
+    /// Open TCP connections allowed per peer address (not applied behind a trusted proxy,
+    /// whose own address every connection shares).
+    pub max_connections_per_address: usize,
+    /// Open TCP connections in all; 0 = a margin below the file descriptor limit.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: std::time::Duration,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Secret>,
     pub admin_email: Option<String>,
     pub admin_password: Option<Secret>,
 }
@@ -260,6 +269,22 @@ impl Settings {
                 var("CHATDESK_MAX_SOCKETS_PER_ADDRESS"),
                 50,
             )?,
+            max_connections_per_address: number(
+                "CHATDESK_MAX_CONNECTIONS_PER_ADDRESS",
+                var("CHATDESK_MAX_CONNECTIONS_PER_ADDRESS"),
+                128,
+            )?,
+            max_connections: number(
+                "CHATDESK_MAX_CONNECTIONS",
+                var("CHATDESK_MAX_CONNECTIONS"),
+                0,
+            )?,
+            header_read_timeout: std::time::Duration::from_secs(number(
+                "CHATDESK_HEADER_TIMEOUT_SECS",
+                var("CHATDESK_HEADER_TIMEOUT_SECS"),
+                10,
+            )?),
+            metrics_token: var("CHATDESK_METRICS_TOKEN").map(Secret::new),
             admin_email: var("CHATDESK_ADMIN_EMAIL"),
             admin_password: var("CHATDESK_ADMIN_PASSWORD").map(Secret::new),
         })

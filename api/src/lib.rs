@@ -13,6 +13,7 @@ pub mod graphql;
 pub mod limits;
 pub mod memo;
 pub mod realtime;
+pub mod server;
 pub mod service;
 pub mod state;
 pub mod storage;

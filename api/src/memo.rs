@@ -1,7 +1,7 @@
-//! A bounded memo for answers that never go stale: when full it is emptied, and the next
-//! look-ups fill it again. No eviction order to keep, no entry to expire: the right shape for
-//! what is true for ever once known (which chat a visitor token opens, what a query text
-//! parses to), where the bound only keeps a client from filling memory.
+//! A bounded memo: when full it is emptied, and the next look-ups fill it again. No eviction
+//! order to keep: the right shape for what is true for ever once known (which chat a visitor
+//! token opens, what a query text parses to), where the bound only keeps a client from filling
+//! memory. What can change (an admin's row) is stored with its time and removed on change.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -42,6 +42,17 @@ impl<K: Eq + Hash, V: Clone> Memo<K, V> {
             entries.clear();
         }
         entries.insert(key, value);
+    }
+
+    pub fn remove<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.entries
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(key);
     }
 
     pub fn len(&self) -> usize {

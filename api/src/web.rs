@@ -104,11 +104,67 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-pub async fn metrics(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
+#[derive(Clone)]
+pub struct MetricsState {
+    pub handle: PrometheusHandle,
+    /// `CHATDESK_METRICS_TOKEN`: when set, scrapers must present it.
+    pub token: Option<crate::config::Secret>,
+}
+
+pub async fn metrics(State(state): State<MetricsState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(presented.as_bytes(), token.expose().as_bytes()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a metrics token is required",
+            )
+                .into_response();
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
+        state.handle.render(),
     )
+        .into_response()
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing of the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The admin page's policy: everything from this server only, sockets to its own public
+/// origin only.
+pub fn admin_page_csp(settings: &Settings) -> String {
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
+         connect-src 'self' {}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        socket_origin(&settings.public_url)
+    )
+}
+
+/// The demo site's policy: the same-origin widget and its socket; the widget's styles are set
+/// through the CSSOM, which `style-src` does not govern.
+pub fn demo_page_csp(settings: &Settings) -> String {
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
+         connect-src 'self' {}; frame-ancestors 'self'; base-uri 'none'; form-action 'self'",
+        socket_origin(&settings.public_url)
+    )
+}
+
+/// `wss://host` for `https://host`, `ws://host` for `http://host`.
+fn socket_origin(public_url: &str) -> String {
+    match public_url.strip_prefix("https://") {
+        Some(rest) => format!("wss://{rest}"),
+        None => format!("ws://{}", public_url.trim_start_matches("http://")),
+    }
 }
 
 /// Counts requests and their latency by route and status.

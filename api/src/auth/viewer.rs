@@ -4,11 +4,12 @@
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
+use super::admin_sessions::{AdminRows, AdminSession};
 use super::jwt::JwtKeys;
 use super::visitor_chats::VisitorChats;
 use super::visitor_token;
 use crate::error::{Error, Result};
-use entity::{admin, chat};
+use entity::chat;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Viewer {
@@ -27,6 +28,16 @@ pub struct AdminViewer {
     pub id: Uuid,
     pub email: String,
     pub name: Option<String>,
+    /// The JWT's session; `None` for the CLI acting as an admin.
+    pub session: Option<AdminSession>,
+}
+
+/// What a viewer is resolved from: the JWT keys and the two memos in front of the database.
+pub struct Credentials<'a> {
+    pub db: &'a DatabaseConnection,
+    pub jwt: &'a JwtKeys,
+    pub visitor_chats: &'a VisitorChats,
+    pub admin_rows: &'a AdminRows,
 }
 
 /// Which side of a chat a viewer speaks for.
@@ -49,9 +60,7 @@ impl Viewer {
     /// Resolves an `Authorization` header value (`Bearer …`). Database errors propagate; a bad
     /// credential becomes `Viewer::Invalid`.
     pub async fn from_authorization(
-        db: &DatabaseConnection,
-        keys: &JwtKeys,
-        visitor_chats: &VisitorChats,
+        credentials: &Credentials<'_>,
         header: Option<&str>,
     ) -> Result<Self> {
         let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else {
@@ -61,15 +70,16 @@ impl Viewer {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
             _ => return Ok(Self::Invalid),
         };
-        Self::from_credential(db, keys, visitor_chats, credential).await
+        Self::from_credential(credentials, credential).await
     }
 
-    pub async fn from_credential(
-        db: &DatabaseConnection,
-        keys: &JwtKeys,
-        visitor_chats: &VisitorChats,
-        credential: &str,
-    ) -> Result<Self> {
+    pub async fn from_credential(credentials: &Credentials<'_>, credential: &str) -> Result<Self> {
+        let Credentials {
+            db,
+            jwt,
+            visitor_chats,
+            admin_rows,
+        } = credentials;
         if visitor_token::looks_like_visitor_token(credential) {
             let digest = visitor_token::digest(credential);
             if let Some(chat_id) = visitor_chats.get(&digest) {
@@ -80,7 +90,7 @@ impl Viewer {
                 .column(chat::Column::Id)
                 .filter(chat::Column::ChatTokenHash.eq(visitor_token::hex(&digest)))
                 .into_tuple()
-                .one(db)
+                .one(*db)
                 .await?;
             let Some(chat_id) = chat_id else {
                 return Ok(Self::Invalid);
@@ -88,10 +98,10 @@ impl Viewer {
             visitor_chats.remember(digest, chat_id);
             return Ok(Self::Visitor { chat_id });
         }
-        let Some(claims) = keys.verify(credential) else {
+        let Some(claims) = jwt.verify(credential) else {
             return Ok(Self::Invalid);
         };
-        let Some(admin) = admin::Entity::find_by_id(claims.sub).one(db).await? else {
+        let Some(admin) = admin_rows.get(*db, claims.sub).await? else {
             return Ok(Self::Invalid);
         };
         // A token carries the password version it was issued under; a changed password
@@ -103,6 +113,11 @@ impl Viewer {
             id: admin.id,
             email: admin.email,
             name: admin.name,
+            session: Some(AdminSession {
+                admin_id: admin.id,
+                password_version: claims.pwv,
+                expires_at: claims.exp,
+            }),
         }))
     }
 

@@ -204,7 +204,7 @@ async fn may_download(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match Viewer::from_authorization(&app.db, &app.jwt, &app.visitor_chats, authorization).await {
+    match Viewer::from_authorization(&app.credentials(), authorization).await {
         Ok(viewer) => viewer.require_chat(chat_id).is_ok(),
         Err(_) => false,
     }

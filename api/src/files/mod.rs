@@ -3,6 +3,7 @@
 //! stored (accept), the signed links that serve them (signing) and the guarded route (download).
 
 pub mod accept;
+pub mod docx;
 pub mod download;
 pub mod images;
 pub mod policy;

@@ -3,8 +3,6 @@
 //! agree with it. Everything else is refused with `UNSUPPORTED_FILE_TYPE` and a reason a person
 //! can act on.
 
-use std::io::{Read, Seek, SeekFrom};
-
 use crate::config::Settings;
 use crate::error::{Error, Result};
 
@@ -18,7 +16,8 @@ pub enum SniffedType {
     /// An OLE2 compound file. Built without infer's `cfb` feature, so an old Excel or
     /// PowerPoint file named `.doc` passes as well; it is served as a download either way.
     Doc,
-    /// A ZIP whose central directory names `word/document.xml`, checked by [`check_docx`].
+    /// A ZIP whose central directory names `word/document.xml`, checked by
+    /// [`crate::files::docx::check_docx`].
     Docx,
     /// UTF-8 without NUL bytes that does not start like markup or a script.
     Text,
@@ -166,7 +165,7 @@ impl FilePolicy {
 
     /// Decides the type from the first bytes of the file (`head`, up to [`SNIFF_BYTES`]) and
     /// checks that the name's extension agrees and is allowed. For `Text` and `Docx` the caller
-    /// must also run the whole-file checks ([`TextCheck`], [`check_docx`]); the upload helper
+    /// must also run the whole-file checks ([`TextCheck`], [`crate::files::docx::check_docx`]); the upload helper
     /// does.
     pub fn sniff(&self, head: &[u8], original_name: &str) -> Result<SniffedType> {
         if head.is_empty() {
@@ -343,102 +342,6 @@ impl TextCheck {
             ));
         }
         Ok(())
-    }
-}
-
-/// The names a Word document's ZIP must hold.
-const DOCX_REQUIRED: [&[u8]; 2] = [b"[Content_Types].xml", b"word/document.xml"];
-/// Macros do not run from a .docx, but a file carrying them is a .docm in disguise.
-const DOCX_MACROS: &[u8] = b"word/vbaProject.bin";
-
-/// Reads the ZIP central directory at the end of the file (so no decompression, and no
-/// dependency on a ZIP crate) and accepts it as a Word document only if it names
-/// `[Content_Types].xml` and `word/document.xml`: a plain ZIP renamed `.docx` is refused.
-pub fn check_docx(file: &mut (impl Read + Seek)) -> Result<()> {
-    let not_word = || refuse("the .docx file is not a Word document");
-    let damaged = |_| refuse("the .docx file is damaged");
-    let io = |error: std::io::Error| Error::internal(error);
-
-    let length = file.seek(SeekFrom::End(0)).map_err(io)?;
-    // The end-of-central-directory record is 22 bytes plus a comment of up to 64 KiB.
-    let tail_length = length.min(22 + 65_535);
-    let mut tail = vec![0u8; tail_length as usize];
-    file.seek(SeekFrom::Start(length - tail_length))
-        .map_err(io)?;
-    file.read_exact(&mut tail).map_err(io)?;
-    let tail_start = length - tail_length;
-
-    let eocd = (0..tail.len().saturating_sub(21))
-        .rev()
-        .find(|&at| tail[at..].starts_with(b"PK\x05\x06"))
-        .ok_or_else(not_word)?;
-    let record = &tail[eocd..];
-    let u16_at = |bytes: &[u8], at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
-    let u32_at = |bytes: &[u8], at: usize| {
-        u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-    };
-    let mut entries = u64::from(u16_at(record, 10));
-    let mut directory_size = u64::from(u32_at(record, 12));
-    let mut directory_offset = u64::from(u32_at(record, 16));
-    if u16_at(record, 4) != 0 || u16_at(record, 6) != 0 {
-        return Err(refuse("the .docx file is split across several disks"));
-    }
-    if entries == 0xFFFF || directory_size == 0xFFFF_FFFF || directory_offset == 0xFFFF_FFFF {
-        // ZIP64: the real numbers are in a record the locator just before this one points to.
-        let locator_at = eocd.checked_sub(20).ok_or_else(not_word)?;
-        let locator = &tail[locator_at..eocd];
-        if !locator.starts_with(b"PK\x06\x07") {
-            return Err(not_word());
-        }
-        let record_offset = u64::from_le_bytes(locator[8..16].try_into().map_err(damaged)?);
-        let mut zip64 = [0u8; 56];
-        file.seek(SeekFrom::Start(record_offset)).map_err(io)?;
-        file.read_exact(&mut zip64).map_err(|_| not_word())?;
-        if !zip64.starts_with(b"PK\x06\x06") {
-            return Err(not_word());
-        }
-        entries = u64::from_le_bytes(zip64[32..40].try_into().map_err(damaged)?);
-        directory_size = u64::from_le_bytes(zip64[40..48].try_into().map_err(damaged)?);
-        directory_offset = u64::from_le_bytes(zip64[48..56].try_into().map_err(damaged)?);
-    }
-    // The directory lies before the end record; anything else is a damaged or crafted file.
-    let directory_end = directory_offset
-        .checked_add(directory_size)
-        .ok_or_else(not_word)?;
-    if directory_end > tail_start + eocd as u64 || entries > 100_000 {
-        return Err(refuse("the .docx file is damaged"));
-    }
-    let mut directory = vec![0u8; directory_size as usize];
-    file.seek(SeekFrom::Start(directory_offset)).map_err(io)?;
-    file.read_exact(&mut directory).map_err(io)?;
-
-    let mut found = [false; DOCX_REQUIRED.len()];
-    let mut at = 0usize;
-    for _ in 0..entries {
-        let header = directory
-            .get(at..at + 46)
-            .ok_or_else(|| refuse("the .docx file is damaged"))?;
-        if !header.starts_with(b"PK\x01\x02") {
-            return Err(refuse("the .docx file is damaged"));
-        }
-        let name_length = usize::from(u16_at(header, 28));
-        let extra_length = usize::from(u16_at(header, 30));
-        let comment_length = usize::from(u16_at(header, 32));
-        let name = directory
-            .get(at + 46..at + 46 + name_length)
-            .ok_or_else(|| refuse("the .docx file is damaged"))?;
-        if name == DOCX_MACROS {
-            return Err(refuse("the .docx file contains macros"));
-        }
-        for (index, required) in DOCX_REQUIRED.iter().enumerate() {
-            found[index] |= name == *required;
-        }
-        at += 46 + name_length + extra_length + comment_length;
-    }
-    if found.iter().all(|&present| present) {
-        Ok(())
-    } else {
-        Err(not_word())
     }
 }
 
@@ -640,6 +543,7 @@ mod tests {
     use super::samples::*;
     use super::*;
     use crate::config::DEFAULT_EXTENSIONS;
+    use crate::files::docx::check_docx;
     use std::io::Cursor;
 
     fn policy() -> FilePolicy {

@@ -18,8 +18,9 @@ use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
+use super::docx::check_docx;
 use super::images::{ProcessedImage, process_image};
-use super::policy::{FilePolicy, SNIFF_BYTES, SniffedType, TextCheck, check_docx, sanitize_name};
+use super::policy::{FilePolicy, SNIFF_BYTES, SniffedType, TextCheck, sanitize_name};
 use crate::error::{Error, Result};
 
 const CHUNK: usize = 64 * 1024;

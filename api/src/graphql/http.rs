@@ -78,14 +78,7 @@ pub async fn graphql_post(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let viewer = match Viewer::from_authorization(
-        &app.db,
-        &app.jwt,
-        &app.visitor_chats,
-        authorization,
-    )
-    .await
-    {
+    let viewer = match Viewer::from_authorization(&app.credentials(), authorization).await {
         Ok(viewer) => viewer,
         Err(error) => return error_response(error.status(), error),
     };

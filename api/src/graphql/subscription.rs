@@ -2,7 +2,7 @@
 //! is resolved for the subscriber's own viewer, so a visitor never sees more than it may.
 
 use async_graphql::{Context, Enum, Object, Subscription as SubscriptionDerive};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
@@ -98,7 +98,13 @@ impl Subscription {
         let app = app(ctx)?.clone();
         // Refuse a chat that does not exist, before the first event.
         chats::get(&app.db, &viewer, chat_id).await?;
-        Ok(events(app, viewer, side, Some(chat_id)))
+        // Every subscriber resolves every event of its chat: a thousand subscriptions to one
+        // chat would turn each message into a thousand database reads.
+        let slot = ChatSubscriptionSlot::take(&app, chat_id)?;
+        Ok(events(app, viewer, side, Some(chat_id)).map(move |event| {
+            let _held_while_the_stream_lives = &slot;
+            event
+        }))
     }
 
     /// Every chat's events, for the admin inbox.
@@ -110,6 +116,51 @@ impl Subscription {
         viewer.require_admin()?;
         let app = app(ctx)?.clone();
         Ok(events(app, viewer, Side::Admin, None))
+    }
+}
+
+/// Live `chatEvents` subscriptions to one chat on one instance.
+pub const MAX_SUBSCRIPTIONS_PER_CHAT: usize = 20;
+
+/// One `chatEvents` subscription counted against its chat; released when the stream is dropped.
+struct ChatSubscriptionSlot {
+    app: AppState,
+    chat_id: Uuid,
+}
+
+impl ChatSubscriptionSlot {
+    fn take(app: &AppState, chat_id: Uuid) -> crate::error::Result<Self> {
+        let mut open = app
+            .chat_subscriptions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(chat_id).or_insert(0);
+        if *count >= MAX_SUBSCRIPTIONS_PER_CHAT {
+            return Err(crate::error::Error::bad_input(format!(
+                "at most {MAX_SUBSCRIPTIONS_PER_CHAT} live subscriptions to one chat"
+            )));
+        }
+        *count += 1;
+        Ok(Self {
+            app: app.clone(),
+            chat_id,
+        })
+    }
+}
+
+impl Drop for ChatSubscriptionSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .app
+            .chat_subscriptions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.chat_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.chat_id);
+            }
+        }
     }
 }
 

@@ -104,6 +104,7 @@ const NOTIFY_BATCH: usize = 256;
 const NOTIFY_GATHER: Duration = Duration::from_millis(5);
 
 pub const CHANNEL: &str = "chatdesk_events";
+use crate::auth::admin_sessions::CHANNEL as ADMIN_CHANNEL;
 
 impl EventBus {
     pub fn in_process() -> Self {
@@ -152,8 +153,9 @@ impl EventBus {
     }
 
     /// Forwards Postgres notifications into the in-process channel, reconnecting on its own
-    /// when the listening connection drops. Runs until the server stops.
-    pub async fn listen(self, database_url: String) {
+    /// when the listening connection drops, and hands each announced admin change (see
+    /// `auth::admin_sessions`) to `admin_changed`. Runs until the server stops.
+    pub async fn listen(self, database_url: String, admin_changed: impl Fn(Uuid)) {
         use sea_orm::sqlx::postgres::PgListener;
         loop {
             let mut listener = match PgListener::connect(&database_url).await {
@@ -164,7 +166,7 @@ impl EventBus {
                     continue;
                 }
             };
-            if let Err(error) = listener.listen(CHANNEL).await {
+            if let Err(error) = listener.listen_all([CHANNEL, ADMIN_CHANNEL]).await {
                 tracing::warn!(%error, "LISTEN failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
@@ -172,6 +174,14 @@ impl EventBus {
             tracing::info!("listening for chat events on Postgres");
             loop {
                 match listener.try_recv().await {
+                    Ok(Some(notification)) if notification.channel() == ADMIN_CHANNEL => {
+                        match notification.payload().parse::<Uuid>() {
+                            Ok(admin_id) => admin_changed(admin_id),
+                            Err(error) => {
+                                tracing::warn!(%error, "ignoring a malformed admin notification")
+                            }
+                        }
+                    }
                     Ok(Some(notification)) => {
                         match serde_json::from_str::<Notice>(notification.payload()) {
                             Ok(notice) => {
@@ -183,7 +193,8 @@ impl EventBus {
                         }
                     }
                     // The connection dropped (notifications meanwhile are lost; clients re-sync
-                    // by polling). Start over with a fresh connection.
+                    // by polling, remembered admin rows expire on their own). Start over with a
+                    // fresh connection.
                     Ok(None) => {
                         tracing::warn!("the LISTEN connection dropped; reconnecting");
                         break;

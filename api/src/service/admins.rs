@@ -4,8 +4,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngExt;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Statement,
 };
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ pub async fn create(
 ) -> Result<admin::Model> {
     let email = domain::email(Some(email))?.ok_or_else(|| Error::bad_input("email is required"))?;
     let name = domain::short_text("name", name, 200)?;
-    password::check_strength(password)?;
+    password::check_strength(password, &[email.as_str(), name.as_deref().unwrap_or("")])?;
     if find_by_email(db, &email).await?.is_some() {
         return Err(Error::bad_input(format!(
             "an admin with email {email} exists already"
@@ -50,8 +50,8 @@ pub async fn set_password(
     email: &str,
     password: &str,
 ) -> Result<admin::Model> {
-    password::check_strength(password)?;
     let email = email.trim().to_lowercase();
+    password::check_strength(password, &[email.as_str()])?;
     let admin = find_by_email(db, &email)
         .await?
         .ok_or(Error::NotFound("admin"))?;
@@ -59,7 +59,27 @@ pub async fn set_password(
     let mut active = admin.into_active_model();
     active.password_hash = Set(password_hash);
     active.password_changed_at = Set(now());
-    Ok(active.update(db).await?)
+    let admin = active.update(db).await?;
+    announce_change(db, admin.id).await?;
+    Ok(admin)
+}
+
+/// Tells every instance on this Postgres database to forget what it remembers of the admin, so
+/// that its old sessions end within seconds. On SQLite (one instance) the remembered row
+/// expires on its own (`auth::admin_sessions::ROW_TTL`).
+async fn announce_change(db: &impl ConnectionTrait, admin_id: Uuid) -> Result<()> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [
+                crate::auth::admin_sessions::CHANNEL.into(),
+                admin_id.to_string().into(),
+            ],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<admin::Model>> {

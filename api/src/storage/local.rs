@@ -127,6 +127,15 @@ impl Storage for LocalStorage {
         }
         let size = metadata.len();
         let range = clamp_range(range, size);
+        // An empty range (one starting at or past the end, however far: a client may ask for
+        // `bytes=9223372036854775807-`) reads nothing, so there is nowhere to seek to.
+        if range.is_empty() {
+            return Ok(Some(StoredObject {
+                size,
+                range,
+                body: futures_util::stream::empty().boxed(),
+            }));
+        }
         if range.start > 0 {
             file.seek(SeekFrom::Start(range.start))
                 .await
