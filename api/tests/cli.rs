@@ -115,7 +115,7 @@ fn admin_commands_create_list_and_change_passwords() {
             "Sam",
             "--password-stdin",
         ],
-        Some("a long password\n"),
+        Some("a long enough passphrase\n"),
     );
     assert!(out.status.success(), "{out:?}");
     let out = chatdesk(dir.path(), &[], &["admin", "list"], None);
@@ -126,7 +126,7 @@ fn admin_commands_create_list_and_change_passwords() {
         dir.path(),
         &[],
         &["admin", "create", "sam@example.com", "--password-stdin"],
-        Some("another password\n"),
+        Some("another sturdy passphrase\n"),
     );
     assert_one_clear_line(&out, "exists already");
     let out = chatdesk(
@@ -135,12 +135,27 @@ fn admin_commands_create_list_and_change_passwords() {
         &["admin", "passwd", "sam@example.com", "--password-stdin"],
         Some("short\n"),
     );
-    assert_one_clear_line(&out, "at least 8 characters");
+    assert_one_clear_line(&out, "at least 12 characters");
+    // Long enough, but common: refused with the reason.
+    for weak in ["password1234\n", "            \n", "sam@example.com\n"] {
+        let out = chatdesk(
+            dir.path(),
+            &[],
+            &["admin", "passwd", "sam@example.com", "--password-stdin"],
+            Some(weak),
+        );
+        assert!(!out.status.success(), "{weak:?} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("too easy to guess") || stderr.contains("at least 12"),
+            "{weak:?}: {stderr}"
+        );
+    }
     let out = chatdesk(
         dir.path(),
         &[],
         &["admin", "passwd", "sam@example.com", "--password-stdin"],
-        Some("a new long password\n"),
+        Some("a new long passphrase to remember\n"),
     );
     assert!(out.status.success(), "{out:?}");
 }
