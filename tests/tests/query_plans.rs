@@ -76,6 +76,7 @@ async fn check_plans(url: &str) {
         id: Uuid::now_v7(),
         email: "admin@example.com".into(),
         name: None,
+        session: None,
     });
     let take = || std::mem::take(&mut *captured.lock().unwrap());
 
