@@ -26,7 +26,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::jwt::JwtKeys;
 use crate::config::{Secret, Settings};
 use crate::files::signing::FileSigner;
-use crate::graphql::http::{GraphqlState, graphiql, graphql_post};
+use crate::graphql::http::{EXPLORER_CSP, GraphqlState, graphql_get, graphql_post};
 use crate::graphql::websocket::graphql_ws;
 use crate::limits::RateLimits;
 use crate::realtime::EventBus;
@@ -269,13 +269,9 @@ fn prometheus() -> PrometheusHandle {
 fn router(state: AppState) -> Router {
     let settings = &state.settings;
     let schema = graphql::build_schema(state.clone());
-    let graphql_state = GraphqlState {
-        app: state.clone(),
-        schema,
-        parsed_queries: Default::default(),
-    };
+    let graphql_state = GraphqlState::new(state.clone(), schema);
     let graphql = Router::new()
-        .route("/graphql", get(graphiql).post(graphql_post))
+        .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes()))
         .with_state(graphql_state);
@@ -298,6 +294,13 @@ fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=3600"),
+        ));
+    // The API explorer's script and style (its page is GET /graphql with Accept: text/html).
+    let explorer = Router::new()
+        .fallback_service(ServeDir::new(clients.join("explorer")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(EXPLORER_CSP),
         ));
     let demo = ServeDir::new(clients.join("demo"))
         .fallback(ServeFile::new(clients.join("demo/index.html")));
@@ -322,6 +325,7 @@ fn router(state: AppState) -> Router {
         )
         .nest_service("/admin666/", admin_page)
         .nest_service("/widget", widget)
+        .nest_service("/explorer", explorer)
         .fallback_service(demo)
         .layer(axum::middleware::from_fn(web::track_requests))
         .layer(web::cors(settings))
