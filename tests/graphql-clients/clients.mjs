@@ -98,7 +98,9 @@ await check('apollo-client-upload-apq', async () => {
   const attachments = sentMessage.data.sendMessage.attachments;
   assert(attachments.map((a) => a.name).join() === 'dot.png,note.txt', JSON.stringify(attachments));
   assert(attachments[0].mimeType === 'image/png', JSON.stringify(attachments));
-  const text = await (await fetch(new URL(attachments[1].url, base), { headers: { authorization: 'Bearer ' + token } })).text();
+  // The link is built on the public URL, which need not be where this server listens.
+  const link = new URL(attachments[1].url, base);
+  const text = await (await fetch(base + link.pathname + link.search, { headers: { authorization: 'Bearer ' + token } })).text();
   assert(text === 'two files, one message\n', 'the text file came back as ' + JSON.stringify(text));
   // Read back twice: the second read is sent as the hash alone and answered.
   const HISTORY = gql`query History($id: UUID!) { chat(id: $id) { messages { edges { node { body attachments { name } } } } } }`;
@@ -158,5 +160,18 @@ await check('subscriptions-transport-ws', () => hearsReply((token, chatId, onEve
   const subscription = client.request({ query: EVENTS, variables: { chatId } }).subscribe({ next: onEvent, error: onError });
   return () => { subscription.unsubscribe(); client.close(); };
 }));
+
+// A multipart post without the CSRF header is refused; Node's fetch, still writing the body,
+// must read that refusal (not "fetch failed" on a broken pipe).
+await check('csrf-refusal-readable', async () => {
+  const form = new FormData();
+  form.append('operations', JSON.stringify({ query: '{ __typename }' }));
+  form.append('map', '{}');
+  form.append('0', new File([new Uint8Array(2 * 1024 * 1024)], 'big.pdf'));
+  const response = await fetch(endpoint, { method: 'POST', body: form });
+  const body = await response.json();
+  assert(response.status === 400, 'status ' + response.status);
+  assert(body.errors[0].extensions.code === 'BAD_USER_INPUT', JSON.stringify(body));
+});
 
 process.exit(failures ? 1 : 0);
