@@ -293,7 +293,9 @@ async fn alias_floods_and_large_bodies_are_refused_cheaply(backend: Backend) {
     assert!(body.len() < api::graphql::http::MAX_JSON_BODY_BYTES);
     let started = Instant::now();
     let (status, _, answer) = post_accepting(&app, "application/json", &body).await;
-    assert!(started.elapsed() < Duration::from_secs(2), "slow refusal");
+    // A debug build on a busy machine parses 200 KB in well under a second; executing the
+    // aliases took seconds.
+    assert!(started.elapsed() < Duration::from_secs(5), "slow refusal");
     assert_eq!(status, 200, "{answer}");
     assert_eq!(error_code(&answer), Some("BAD_USER_INPUT"), "{answer}");
     assert!(

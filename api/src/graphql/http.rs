@@ -343,26 +343,26 @@ pub async fn graphql_get(
         Ok(viewer) => viewer,
         Err(refusal) => return refusal.into_response(media),
     };
-    let public = headers.get(header::AUTHORIZATION).is_none();
-    let mut response = execute(&state, &headers, peer, viewer, media, true, operations).await;
-    let answers = response.status() == StatusCode::OK;
+    let via = Via::Get {
+        public: headers.get(header::AUTHORIZATION).is_none(),
+    };
+    let mut response = execute(&state, &headers, peer, viewer, media, via, operations).await;
     let response_headers = response.headers_mut();
     response_headers.insert(
         header::VARY,
         HeaderValue::from_static("Accept, Authorization"),
     );
     if !response_headers.contains_key(header::CACHE_CONTROL) {
-        // Only answers without errors and without a credential are the same for everyone.
-        let cache = if public && answers && !response_headers.contains_key("x-graphql-errors") {
-            HeaderValue::from_str(&format!("public, max-age={PUBLIC_MAX_AGE_SECONDS}"))
-                .unwrap_or(HeaderValue::from_static("no-store"))
-        } else {
-            HeaderValue::from_static("no-store")
-        };
-        response_headers.insert(header::CACHE_CONTROL, cache);
+        response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    response_headers.remove("x-graphql-errors");
     response
+}
+
+/// How the operations came: by POST, or by GET (with or without a credential).
+#[derive(Clone, Copy)]
+enum Via {
+    Post,
+    Get { public: bool },
 }
 
 fn url_operations(uri: &Uri, persisted: &PersistedQueries) -> Result<Operations, Refusal> {
@@ -446,9 +446,7 @@ pub async fn graphql_post(
             Err(refusal) => return refusal.into_response(media),
         }
     };
-    let mut response = execute(&state, &headers, peer, viewer, media, false, operations).await;
-    response.headers_mut().remove("x-graphql-errors");
-    response
+    execute(&state, &headers, peer, viewer, media, Via::Post, operations).await
 }
 
 async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Refusal> {
@@ -523,11 +521,12 @@ async fn execute(
     peer: SocketAddr,
     viewer: Viewer,
     media: Media,
-    by_get: bool,
+    via: Via,
     mut operations: Operations,
 ) -> axum::response::Response {
     let app = &state.app;
     for request in operations.items.iter_mut().flatten() {
+        let by_get = matches!(via, Via::Get { .. });
         if let Err(refusal) = check_request(request, &state.parsed_queries, by_get) {
             return refusal.into_response(media);
         }
@@ -559,7 +558,17 @@ async fn execute(
         };
         responses.push(with_error_codes(response));
     }
-    render(media, operations.batch, responses)
+    let mut response = render(media, operations.batch, &responses);
+    // Only answers by GET, without errors and without a credential are the same for everyone.
+    let has_errors = responses.iter().any(|response| !response.errors.is_empty());
+    if let Via::Get { public: true } = via
+        && !has_errors
+        && let Ok(cache) =
+            HeaderValue::from_str(&format!("public, max-age={PUBLIC_MAX_AGE_SECONDS}"))
+    {
+        response.headers_mut().insert(header::CACHE_CONTROL, cache);
+    }
+    response
 }
 
 /// A request error (GraphQL over HTTP §6.4.2): nothing was executed, so there is no `data`.
@@ -570,20 +579,19 @@ fn is_request_error(response: &Response) -> bool {
         && response.errors.iter().all(|error| error.path.is_empty())
 }
 
-fn render(media: Media, batch: bool, responses: Vec<Response>) -> axum::response::Response {
-    let has_errors = responses.iter().any(|response| !response.errors.is_empty());
+fn render(media: Media, batch: bool, responses: &[Response]) -> axum::response::Response {
     let mut extra_headers = HeaderMap::new();
     let mut status = StatusCode::OK;
     let mut bodies = Vec::with_capacity(responses.len());
     for response in responses {
-        let request_error = is_request_error(&response);
+        let request_error = is_request_error(response);
         if !batch && request_error && media == Media::GraphqlResponse {
             status = StatusCode::BAD_REQUEST;
         }
         for (name, value) in &response.http_headers {
             extra_headers.append(name.clone(), value.clone());
         }
-        let mut body = serde_json::to_value(&response).unwrap_or_default();
+        let mut body = serde_json::to_value(response).unwrap_or_default();
         if request_error && let Some(object) = body.as_object_mut() {
             object.remove("data");
         }
@@ -596,12 +604,6 @@ fn render(media: Media, batch: bool, responses: Vec<Response>) -> axum::response
     };
     let mut response = json_response(media, status, &body);
     response.headers_mut().extend(extra_headers);
-    if has_errors {
-        // Read (and removed) by the GET handler: answers with errors are not cached.
-        response
-            .headers_mut()
-            .insert("x-graphql-errors", HeaderValue::from_static("1"));
-    }
     response
 }
 

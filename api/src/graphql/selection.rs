@@ -12,10 +12,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, ResolveInfo,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextResolve,
+    ResolveInfo,
 };
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
@@ -158,6 +159,10 @@ impl ExtensionFactory for SelectionLimits {
 #[derive(Default)]
 struct PerRequest {
     resolved: AtomicUsize,
+    /// Set for a query or mutation. A subscription keeps one extension instance for its whole
+    /// life (async-graphql does not call `execute` per event), so its events are not counted:
+    /// each is small, and a long-lived subscription must not run into the cap.
+    counting: AtomicBool,
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -176,13 +181,25 @@ impl Extension for PerRequest {
         }
     }
 
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> async_graphql::Response {
+        self.counting.store(true, Ordering::Relaxed);
+        next.run(ctx, operation_name).await
+    }
+
     async fn resolve(
         &self,
         ctx: &ExtensionContext<'_>,
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
-        if self.resolved.fetch_add(1, Ordering::Relaxed) >= MAX_RESPONSE_FIELDS {
+        if self.counting.load(Ordering::Relaxed)
+            && self.resolved.fetch_add(1, Ordering::Relaxed) >= MAX_RESPONSE_FIELDS
+        {
             return Err(ServerError::new(
                 format!("the response would hold more than {MAX_RESPONSE_FIELDS} fields"),
                 None,
