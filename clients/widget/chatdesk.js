@@ -57,13 +57,13 @@
   async function gql(query, variables, files, onProgress) {
     let extensions;
     try { extensions = !(files && files.length) && { persistedQuery: { version: 1, sha256Hash: await sha256(query) } }; } catch { /* no subtle crypto */ }
-    if (!extensions) return send({ query, variables }, files, onProgress);
-    try { return await send({ variables, extensions }); } catch (e) {
+    if (!extensions) return request({ query, variables }, files, onProgress);
+    try { return await request({ variables, extensions }); } catch (e) {
       if (e.code !== 'PERSISTED_QUERY_NOT_FOUND') throw e;
-      return send({ query, variables, extensions });
+      return request({ query, variables, extensions });
     }
   }
-  function send(payload, files, onProgress) {
+  function request(payload, files, onProgress) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
       xhr.open('POST', ENDPOINT);

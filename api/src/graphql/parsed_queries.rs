@@ -3,10 +3,11 @@
 //! Clients send the same few queries over and over (the widget's, the admin page's, an
 //! integration's), and parsing one with async-graphql's grammar was 9% of the server's time on
 //! a `sendMessage`. A request whose text was seen before gets the parsed document handed in;
-//! async-graphql still checks its depth and directives and validates it against the schema
-//! every time, so nothing is skipped but the parse. Only short texts are kept, and the map is
-//! bounded: when full it is emptied and refilled by the next requests, so a client sending
-//! ever new queries costs a parse each, as without the cache, and no memory.
+//! the selection limits (`selection.rs`), async-graphql's directive limit and its validation
+//! against the schema still run every time, so nothing is skipped but the parse. Only short
+//! texts are kept, and the map is bounded: when full it is emptied and refilled by the next
+//! requests, so a client sending ever new queries costs a parse each, as without the cache,
+//! and no memory.
 
 use std::panic::AssertUnwindSafe;
 
