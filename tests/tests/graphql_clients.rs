@@ -481,3 +481,45 @@ backend_tests!(
     multipart_maps_are_checked,
     csrf_refusals_are_readable
 );
+
+/// 15.10: the explorer that replaced GraphiQL works in a browser under its CSP, with nothing
+/// loaded from elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_explorer_runs_queries_in_a_browser() {
+    use common::browser::{Browser, chromium_path};
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 900).await;
+    page.goto(&app.url("/graphql")).await;
+    let wait = Duration::from_secs(15);
+    page.wait_for("document.getElementById('run')", wait).await;
+    page.click("document.getElementById('run')").await;
+    page.wait_for(
+        "document.getElementById('result').textContent.includes('\"maxFiles\": 3')",
+        wait,
+    )
+    .await;
+    page.click("document.getElementById('schema')").await;
+    page.wait_for(
+        "document.getElementById('result').textContent.includes('sendMessage(chatId: UUID!')",
+        wait,
+    )
+    .await;
+    let resources = page
+        .eval("performance.getEntriesByType('resource').map(r => r.name).join(' ')")
+        .await;
+    let origin = app.url("");
+    let resources = resources.as_str().unwrap_or_default();
+    assert!(
+        resources.split(' ').all(|url| url.starts_with(&origin)),
+        "{resources}"
+    );
+    assert!(
+        page.script_errors().is_empty(),
+        "{:?}",
+        page.script_errors()
+    );
+}
