@@ -25,7 +25,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::jwt::JwtKeys;
 use crate::config::{Secret, Settings};
 use crate::files::signing::FileSigner;
-use crate::graphql::http::{GraphqlState, graphiql, graphql_post};
+use crate::graphql::http::{EXPLORER_CSP, GraphqlState, graphql_get, graphql_post};
 use crate::graphql::websocket::graphql_ws;
 use crate::limits::RateLimits;
 use crate::realtime::EventBus;
@@ -286,13 +286,9 @@ fn prometheus() -> PrometheusHandle {
 fn router(state: AppState) -> Router {
     let settings = &state.settings;
     let schema = graphql::build_schema(state.clone());
-    let graphql_state = GraphqlState {
-        app: state.clone(),
-        schema,
-        parsed_queries: Default::default(),
-    };
+    let graphql_state = GraphqlState::new(state.clone(), schema);
     let graphql = Router::new()
-        .route("/graphql", get(graphiql).post(graphql_post))
+        .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes()))
         .with_state(graphql_state);
@@ -315,6 +311,13 @@ fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=3600"),
+        ));
+    // The API explorer's script and style (its page is GET /graphql with Accept: text/html).
+    let explorer = Router::new()
+        .fallback_service(ServeDir::new(clients.join("explorer")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(EXPLORER_CSP),
         ));
     let demo = Router::new()
         .fallback_service(
@@ -360,6 +363,7 @@ fn router(state: AppState) -> Router {
         )
         .nest_service("/admin666/", admin_page)
         .nest_service("/widget", widget)
+        .nest_service("/explorer", explorer)
         .fallback_service(demo)
         .layer(axum::middleware::from_fn(web::track_requests))
         .layer(web::cors(settings))

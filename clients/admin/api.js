@@ -49,19 +49,41 @@ function settle(status, text) {
   throw new ApiError(`The server answered ${status}.`, 'HTTP');
 }
 
-/** Runs one operation; resolves to `data`, rejects with an ApiError carrying `code`. */
-export async function gql(query, variables = {}) {
+// Automatic persisted queries: the query's SHA-256 first, its text only when the server asks
+// (crypto.subtle exists on https pages and localhost; elsewhere the text goes every time).
+const hashes = new Map();
+async function sha256(query) {
+  if (!hashes.has(query)) {
+    const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(query));
+    hashes.set(query, [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join(''));
+  }
+  return hashes.get(query);
+}
+
+async function post(payload) {
   let response;
   try {
-    response = await fetch(ENDPOINT, {
-      method: 'POST',
-      headers: headers(true),
-      body: JSON.stringify({ query, variables }),
-    });
+    response = await fetch(ENDPOINT, { method: 'POST', headers: headers(true), body: JSON.stringify(payload) });
   } catch {
     throw new ApiError('Could not reach the server.', 'NETWORK');
   }
   return settle(response.status, await response.text());
+}
+
+/** Runs one operation; resolves to `data`, rejects with an ApiError carrying `code`. */
+export async function gql(query, variables = {}) {
+  let extensions;
+  try {
+    extensions = { persistedQuery: { version: 1, sha256Hash: await sha256(query) } };
+  } catch {
+    return post({ query, variables });
+  }
+  try {
+    return await post({ variables, extensions });
+  } catch (error) {
+    if (error.code !== 'PERSISTED_QUERY_NOT_FOUND') throw error;
+    return post({ query, variables, extensions });
+  }
 }
 
 /**

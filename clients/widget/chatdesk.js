@@ -49,7 +49,21 @@
   class ApiError extends Error {
     constructor(message, code) { super(message); this.code = code; }
   }
-  function gql(query, variables, files, onProgress) {
+  // Automatic persisted queries: the query's SHA-256 first, its text only when the server asks
+  // (crypto.subtle exists on https pages and localhost; elsewhere the text goes every time).
+  const hashes = new Map();
+  const sha256 = async q => hashes.get(q) || hashes.set(q, [...new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(q)))]
+    .map(b => b.toString(16).padStart(2, '0')).join('')).get(q);
+  async function gql(query, variables, files, onProgress) {
+    let extensions;
+    try { extensions = !(files && files.length) && { persistedQuery: { version: 1, sha256Hash: await sha256(query) } }; } catch { /* no subtle crypto */ }
+    if (!extensions) return request({ query, variables }, files, onProgress);
+    try { return await request({ variables, extensions }); } catch (e) {
+      if (e.code !== 'PERSISTED_QUERY_NOT_FOUND') throw e;
+      return request({ query, variables, extensions });
+    }
+  }
+  function request(payload, files, onProgress) {
     return new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
       xhr.open('POST', ENDPOINT);
@@ -59,7 +73,7 @@
       if (files && files.length) {
         // GraphQL multipart request spec: operations, map, then one part per file.
         body = new FormData();
-        body.append('operations', JSON.stringify({ query, variables }));
+        body.append('operations', JSON.stringify(payload));
         const map = {};
         files.forEach((_, i) => { map[i] = ['variables.attachments.' + i]; });
         body.append('map', JSON.stringify(map));
@@ -68,7 +82,7 @@
       } else {
         xhr.setRequestHeader('Content-Type', 'application/json');
         xhr.timeout = 30000;
-        body = JSON.stringify({ query, variables });
+        body = JSON.stringify(payload);
       }
       xhr.onload = () => {
         let res = null;

@@ -28,16 +28,16 @@ async fn health_routes_and_upload_policy(backend: Backend) {
             .contains(&json!("pdf"))
     );
 
-    let graphiql = app.get("/graphql").await;
-    assert_eq!(graphiql.status(), 200);
-    assert!(
-        graphiql
-            .text()
-            .await
-            .unwrap()
-            .to_lowercase()
-            .contains("graphiql")
-    );
+    // A browser opening /graphql gets the API explorer (other GETs run queries).
+    let explorer = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(explorer.status(), 200);
+    assert!(explorer.text().await.unwrap().contains("API explorer"));
 
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");

@@ -1,23 +1,26 @@
-//! The HTTP end of the API: our own request extractor (multipart limits, the file-marker
-//! guard, batch cap), the viewer per request, and GraphiQL. The socket end is `websocket.rs`.
+//! The HTTP end of the API, as GraphQL-over-HTTP describes it: POST (JSON, or multipart with
+//! files) and GET (queries only), the response media type the client accepts
+//! (`application/json` or `application/graphql-response+json`), Apollo's automatic persisted
+//! queries, our own guards (body sizes, the file-marker guard, batch cap), the viewer per
+//! request, and the query explorer for browsers. The socket end is `websocket.rs`.
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::{GraphiQLSource, MultipartOptions, receive_batch_body};
+use async_graphql::parser::types::{BaseType, DocumentOperations, OperationType, Type};
 use async_graphql::{
-    BatchRequest, BatchResponse, ErrorExtensions, ParseRequestError, Response, ServerError, Value,
+    BatchRequest, ErrorExtensions, Request, Response, ServerError, Value, Variables,
 };
-use async_graphql_axum::GraphQLResponse;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse};
-use futures_util::{FutureExt, Stream, StreamExt, TryStreamExt};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::IntoResponse;
+use futures_util::{FutureExt, Stream, StreamExt};
 
 use super::multipart;
-use super::parsed_queries::ParsedQueries;
+use super::parsed_queries::{ParsedQueries, PersistedQueries};
 use super::schema::{AppSchema, ClientAddress};
 use crate::auth::Viewer;
 use crate::error::Error;
@@ -31,28 +34,358 @@ const FILE_MARKER: &str = "#__graphql_file__:";
 /// More operations in one batch than a client needs is a way to multiply work.
 pub const MAX_BATCH: usize = 10;
 
+/// A JSON (or `application/graphql`) body: the largest legitimate one is a batch of the
+/// clients' documents or the introspection query, a few KiB. The multipart limit (files ×
+/// size) applies to multipart bodies only.
+pub const MAX_JSON_BODY_BYTES: usize = 256 * 1024;
+
+/// How long a GET answer without a credential may be cached (by the browser or a CDN).
+const PUBLIC_MAX_AGE_SECONDS: u32 = 10;
+
 #[derive(Clone)]
 pub struct GraphqlState {
     pub app: AppState,
     pub schema: AppSchema,
-    pub parsed_queries: std::sync::Arc<ParsedQueries>,
+    pub parsed_queries: Arc<ParsedQueries>,
+    pub persisted_queries: Arc<PersistedQueries>,
 }
 
-pub async fn graphiql() -> impl IntoResponse {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
-    )
+impl GraphqlState {
+    pub fn new(app: AppState, schema: AppSchema) -> Self {
+        Self {
+            app,
+            schema,
+            parsed_queries: Default::default(),
+            persisted_queries: Default::default(),
+        }
+    }
 }
 
-fn error_response(status: StatusCode, error: Error) -> axum::response::Response {
-    let server_error = ServerError::new(error.message(), None);
-    let mut server_error = server_error;
-    server_error.extensions = error.extend().extensions;
-    let response = Response::from_errors(vec![server_error]);
-    (status, GraphQLResponse::from(response)).into_response()
+/// The response media type, from the request's `Accept` (GraphQL over HTTP §6.4.1): the first
+/// of ours it lists; `application/json` when it lists neither, or `*/*`, or nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Media {
+    Json,
+    GraphqlResponse,
+}
+
+impl Media {
+    fn of(headers: &HeaderMap) -> Self {
+        let accept = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','));
+        for item in accept {
+            let mut parts = item.split(';');
+            let kind = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let refused = parts.any(|param| {
+                let param = param.replace(' ', "");
+                param == "q=0" || param == "q=0.0" || param == "q=0.00" || param == "q=0.000"
+            });
+            if refused {
+                continue;
+            }
+            match kind.as_str() {
+                "application/graphql-response+json" => return Self::GraphqlResponse,
+                "application/json" | "application/*" | "*/*" => return Self::Json,
+                _ => {}
+            }
+        }
+        Self::Json
+    }
+
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::Json => "application/json; charset=utf-8",
+            Self::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+        })
+    }
+}
+
+/// A refusal below GraphQL execution: an HTTP status and one coded error.
+struct Refusal {
+    status: StatusCode,
+    error: Error,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, error: Error) -> Self {
+        Self { status, error }
+    }
+
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Error::bad_input(message))
+    }
+
+    fn from_error(error: Error) -> Self {
+        Self::new(error.status(), error)
+    }
+
+    fn into_response(self, media: Media) -> axum::response::Response {
+        let mut server_error = ServerError::new(self.error.message(), None);
+        server_error.extensions = self.error.extend().extensions;
+        let body = serde_json::json!({ "errors": [server_error] });
+        let mut response = json_response(media, self.status, &body);
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
+    }
+}
+
+fn json_response(
+    media: Media,
+    status: StatusCode,
+    body: &serde_json::Value,
+) -> axum::response::Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = (status, bytes).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, media.content_type());
+    response
+}
+
+/// One operation as the client sent it, its shape checked (GraphQL over HTTP §5.1).
+#[derive(Default, Debug)]
+struct Incoming {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<serde_json::Map<String, serde_json::Value>>,
+    extensions: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Incoming {
+    fn from_json(value: serde_json::Value) -> Result<Self, Refusal> {
+        use serde_json::Value as Json;
+        let Json::Object(mut object) = value else {
+            return Err(Refusal::bad(
+                "a GraphQL request is a JSON object with a query",
+            ));
+        };
+        let mut text = |name: &str| match object.remove(name) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(text)) => Ok(Some(text)),
+            Some(_) => Err(Refusal::bad(format!("{name} must be a string"))),
+        };
+        let query = text("query")?;
+        let operation_name = text("operationName")?;
+        let mut map = |name: &str| match object.remove(name) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Object(map)) => Ok(Some(map)),
+            Some(_) => Err(Refusal::bad(format!("{name} must be a JSON object"))),
+        };
+        let variables = map("variables")?;
+        let extensions = map("extensions")?;
+        Ok(Self {
+            query,
+            operation_name,
+            variables,
+            extensions,
+        })
+    }
+
+    fn into_request(
+        self,
+        persisted: &PersistedQueries,
+    ) -> Result<Result<Request, ServerError>, Refusal> {
+        let mut request = Request::new(self.query.unwrap_or_default());
+        request.operation_name = self.operation_name;
+        if let Some(variables) = self.variables {
+            request.variables = Variables::from_json(serde_json::Value::Object(variables));
+        }
+        for (name, value) in self.extensions.unwrap_or_default() {
+            let value = Value::from_json(value)
+                .map_err(|_| Refusal::bad(format!("extensions.{name} is not a GraphQL value")))?;
+            request.extensions.insert(name, value);
+        }
+        with_persisted_query(request, persisted)
+    }
+}
+
+/// Apollo's automatic persisted queries: the request's text taken from the store when the
+/// client sent only its hash (`extensions.persistedQuery.sha256Hash`), or kept there when it
+/// sent both. `Err(ServerError)` is a GraphQL error for this operation: on
+/// `PersistedQueryNotFound` the client sends the text next.
+fn with_persisted_query(
+    mut request: Request,
+    persisted: &PersistedQueries,
+) -> Result<Result<Request, ServerError>, Refusal> {
+    let has_query = !request.query.trim().is_empty();
+    let Some(persisted_query) = request.extensions.get("persistedQuery") else {
+        return if has_query {
+            Ok(Ok(request))
+        } else {
+            Err(Refusal::bad("the request has no query"))
+        };
+    };
+    let field = |name: &str| match persisted_query {
+        Value::Object(fields) => fields.get(name).cloned(),
+        _ => None,
+    };
+    let hash = match (field("version"), field("sha256Hash")) {
+        (Some(Value::Number(version)), Some(Value::String(hash))) => {
+            if version.as_i64() != Some(1) {
+                return Ok(Err(coded(
+                    "PersistedQueryNotSupported",
+                    "PERSISTED_QUERY_NOT_SUPPORTED",
+                )));
+            }
+            hash.to_ascii_lowercase()
+        }
+        _ => {
+            return Err(Refusal::bad(
+                "extensions.persistedQuery needs version 1 and a sha256Hash",
+            ));
+        }
+    };
+    if has_query {
+        if PersistedQueries::hash(&request.query) != hash {
+            return Err(Refusal::bad("provided sha does not match query"));
+        }
+        persisted.insert(hash, &request.query);
+        return Ok(Ok(request));
+    }
+    match persisted.get(&hash) {
+        Some(query) => {
+            request.query = query;
+            Ok(Ok(request))
+        }
+        None => Ok(Err(coded(
+            "PersistedQueryNotFound",
+            "PERSISTED_QUERY_NOT_FOUND",
+        ))),
+    }
+}
+
+fn coded(message: &str, code: &str) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    error
+}
+
+/// The operations of one HTTP request; `batch` when the client sent a JSON array.
+struct Operations {
+    batch: bool,
+    items: Vec<Result<Request, ServerError>>,
+}
+
+impl Operations {
+    fn from_json(value: serde_json::Value, persisted: &PersistedQueries) -> Result<Self, Refusal> {
+        let (batch, values) = match value {
+            serde_json::Value::Array(values) => (true, values),
+            single => (false, vec![single]),
+        };
+        if values.is_empty() {
+            return Err(Refusal::bad("an empty batch"));
+        }
+        if values.len() > MAX_BATCH {
+            return Err(Refusal::bad(format!(
+                "at most {MAX_BATCH} operations per batch"
+            )));
+        }
+        let items = values
+            .into_iter()
+            .map(|value| Incoming::from_json(value)?.into_request(persisted))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { batch, items })
+    }
+
+    fn from_batch(batch: BatchRequest, persisted: &PersistedQueries) -> Result<Self, Refusal> {
+        let (batch, requests) = match batch {
+            BatchRequest::Single(request) => (false, vec![request]),
+            BatchRequest::Batch(requests) => (true, requests),
+        };
+        if requests.is_empty() {
+            return Err(Refusal::bad("an empty batch"));
+        }
+        if requests.len() > MAX_BATCH {
+            return Err(Refusal::bad(format!(
+                "at most {MAX_BATCH} operations per batch"
+            )));
+        }
+        let items = requests
+            .into_iter()
+            .map(|request| with_persisted_query(request, persisted))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { batch, items })
+    }
+}
+
+/// GET /graphql: the query explorer for a browser (`Accept: text/html`), otherwise a query
+/// sent in the URL (GraphQL over HTTP §5.1.1; urql's default, Apollo's hashed queries).
+pub async fn graphql_get(
+    State(state): State<GraphqlState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> axum::response::Response {
+    let media = Media::of(&headers);
+    let wants_html = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.to_ascii_lowercase().contains("text/html"));
+    if wants_html {
+        return explorer();
+    }
+    let operations = match url_operations(&uri, &state.persisted_queries) {
+        Ok(operations) => operations,
+        Err(refusal) => return refusal.into_response(media),
+    };
+    let viewer = match viewer(&state.app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(refusal) => return refusal.into_response(media),
+    };
+    let via = Via::Get {
+        public: headers.get(header::AUTHORIZATION).is_none(),
+    };
+    let mut response = execute(&state, &headers, peer, viewer, media, via, operations).await;
+    let response_headers = response.headers_mut();
+    response_headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Authorization"),
+    );
+    if !response_headers.contains_key(header::CACHE_CONTROL) {
+        response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// How the operations came: by POST, or by GET (with or without a credential).
+#[derive(Clone, Copy)]
+enum Via {
+    Post,
+    Get { public: bool },
+}
+
+fn url_operations(uri: &Uri, persisted: &PersistedQueries) -> Result<Operations, Refusal> {
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map_err(|_| Refusal::bad("the query string is not URL-encoded"))?;
+    let mut object = serde_json::Map::new();
+    for (name, value) in pairs {
+        let value = match name.as_str() {
+            "query" | "operationName" => serde_json::Value::String(value),
+            "variables" | "extensions" => serde_json::from_str(&value)
+                .map_err(|_| Refusal::bad(format!("{name} must be URL-encoded JSON")))?,
+            _ => continue,
+        };
+        if object.insert(name.clone(), value).is_some() {
+            return Err(Refusal::bad(format!("{name} is given twice")));
+        }
+    }
+    let request =
+        Incoming::from_json(serde_json::Value::Object(object))?.into_request(persisted)?;
+    Ok(Operations {
+        batch: false,
+        items: vec![request],
+    })
 }
 
 pub async fn graphql_post(
@@ -62,132 +395,340 @@ pub async fn graphql_post(
     body: Body,
 ) -> axum::response::Response {
     let app = &state.app;
+    let media = Media::of(&headers);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     if crate::web::violates_csrf_rule(content_type, &headers) {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            Error::bad_input(
-                "this request looks like a cross-site form post: send Content-Type: application/json, \
-                 or an Apollo-Require-Preflight header with multipart uploads",
-            ),
+        let refusal = Refusal::bad(
+            "this request looks like a cross-site form post: send Content-Type: application/json, \
+             or an Apollo-Require-Preflight header with multipart uploads",
         );
+        return after_draining(body, refusal.into_response(media)).await;
     }
-
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let viewer = match Viewer::from_authorization(&app.credentials(), authorization).await {
+    let viewer = match viewer(app, &headers).await {
         Ok(viewer) => viewer,
-        Err(error) => return error_response(error.status(), error),
+        Err(refusal) => return after_draining(body, refusal.into_response(media)).await,
     };
 
-    let is_multipart = content_type.is_some_and(|value| {
-        value
-            .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("multipart/")
-    });
-    let mut batch = if let Some(content_type) = content_type.filter(|_| is_multipart) {
+    let essence = content_type
+        .and_then(|value| value.split(';').next())
+        .map(|value| value.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let operations = if essence.starts_with("multipart/") {
         let limits = multipart::Limits {
             max_file_bytes: app.settings.max_file_bytes,
             max_files: app.settings.max_files,
             max_body_bytes: app.settings.max_body_bytes() as u64,
         };
-        match multipart::receive(paced(body), content_type, &limits).await {
-            Ok(batch) => batch,
-            Err(error) => return error_response(error.status(), error),
+        match multipart::receive(paced(body), content_type.unwrap_or_default(), &limits).await {
+            Ok(batch) => match Operations::from_batch(batch, &state.persisted_queries) {
+                Ok(operations) => operations,
+                Err(refusal) => return refusal.into_response(media),
+            },
+            Err(error) => return Refusal::from_error(error).into_response(media),
         }
     } else {
-        // JSON: no uploads, so no multipart options apply.
-        let reader = paced(body).into_async_read();
-        match receive_batch_body(content_type, reader, MultipartOptions::default()).await {
-            Ok(batch) => batch,
-            Err(error) => return parse_error_response(error, app),
+        let bytes = match read_small_body(&headers, body).await {
+            Ok(bytes) => bytes,
+            Err(refusal) => return refusal.into_response(media),
+        };
+        let parsed = if essence == "application/graphql" {
+            String::from_utf8(bytes.to_vec())
+                .map(|query| serde_json::json!({ "query": query }))
+                .map_err(|_| Refusal::bad("the query is not UTF-8"))
+        } else {
+            serde_json::from_slice(&bytes)
+                .map_err(|error| Refusal::bad(format!("malformed GraphQL request: {error}")))
+        };
+        match parsed.and_then(|value| Operations::from_json(value, &state.persisted_queries)) {
+            Ok(operations) => operations,
+            Err(refusal) => return refusal.into_response(media),
         }
     };
-    if let Err(error) = check_batch(&batch) {
-        return error_response(StatusCode::BAD_REQUEST, error);
-    }
-    state.parsed_queries.attach(&mut batch);
-
-    let batch = batch.data(viewer).data(ClientAddress(client_ip(
-        &headers,
-        peer,
-        app.settings.trust_proxy,
-    )));
-    // async-graphql has panicked on crafted input before; a panic must cost one request, not
-    // the process, and must look like any other internal error.
-    let response = match AssertUnwindSafe(state.schema.execute_batch(batch))
-        .catch_unwind()
-        .await
-    {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::error!("a GraphQL request panicked");
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Error::internal(anyhow::anyhow!("panic while executing a request")),
-            );
-        }
-    };
-    GraphQLResponse::from(with_error_codes(response)).into_response()
+    execute(&state, &headers, peer, viewer, media, Via::Post, operations).await
 }
 
-/// async-graphql's own refusals (syntax, validation, depth and complexity limits) carry no
-/// code; every error a client sees has one. Their messages can quote the whole query back, so
-/// they are cut short too.
-fn with_error_codes(mut response: BatchResponse) -> BatchResponse {
-    const MAX_MESSAGE_CHARS: usize = 300;
-    let responses = match &mut response {
-        BatchResponse::Single(single) => std::slice::from_mut(single),
-        BatchResponse::Batch(many) => many.as_mut_slice(),
+async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Refusal> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    Viewer::from_authorization(&app.credentials(), authorization)
+        .await
+        .map_err(Refusal::from_error)
+}
+
+/// Reads a JSON body: at most [`MAX_JSON_BODY_BYTES`], at the pace [`paced`] demands.
+async fn read_small_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Refusal> {
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Error::bad_input(format!(
+                "a GraphQL request without files may be at most {} KiB",
+                MAX_JSON_BODY_BYTES / 1024
+            )),
+        )
     };
-    for single in responses {
-        for error in &mut single.errors {
-            let has_code = error
-                .extensions
-                .as_ref()
-                .is_some_and(|ext| ext.get("code").is_some());
-            if !has_code {
-                error
-                    .extensions
-                    .get_or_insert_with(Default::default)
-                    .set("code", "BAD_USER_INPUT");
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_JSON_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut stream = std::pin::pin!(paced(body));
+    let mut bytes = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| {
+            if error.kind() == std::io::ErrorKind::TimedOut {
+                Refusal::bad("the request body arrived too slowly; send it again")
+            } else {
+                Refusal::bad(format!("the request body could not be read: {error}"))
             }
-            if error.message.chars().count() > MAX_MESSAGE_CHARS {
-                error.message = error
-                    .message
-                    .chars()
-                    .take(MAX_MESSAGE_CHARS)
-                    .collect::<String>()
-                    + "…";
-            }
+        })?;
+        if bytes.len() + chunk.len() > MAX_JSON_BODY_BYTES {
+            return Err(too_large());
         }
+        bytes.extend_from_slice(&chunk);
+    }
+    if bytes.is_empty() {
+        return Err(Refusal::bad(
+            "the request body is empty: send a GraphQL request",
+        ));
+    }
+    Ok(bytes.freeze())
+}
+
+/// A refusal sent before the body is read makes clients that are still writing it (Node's
+/// fetch, browsers) fail with a broken pipe and never see our answer: read the body (paced,
+/// within the route's size limit) and throw it away first, then close the connection.
+async fn after_draining(
+    body: Body,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    let mut stream = std::pin::pin!(paced(body));
+    while let Some(Ok(_)) = stream.next().await {}
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Checks, executes and renders the operations of one request.
+async fn execute(
+    state: &GraphqlState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    viewer: Viewer,
+    media: Media,
+    via: Via,
+    mut operations: Operations,
+) -> axum::response::Response {
+    let app = &state.app;
+    for request in operations.items.iter_mut().flatten() {
+        let by_get = matches!(via, Via::Get { .. });
+        if let Err(refusal) = check_request(request, &state.parsed_queries, by_get) {
+            return refusal.into_response(media);
+        }
+    }
+    let address = ClientAddress(client_ip(headers, peer, app.settings.trust_proxy));
+    let mut responses = Vec::with_capacity(operations.items.len());
+    for item in operations.items {
+        let response = match item {
+            Err(error) => Response::from_errors(vec![error]),
+            Ok(request) => {
+                let request = request.data(viewer.clone()).data(address);
+                // async-graphql has panicked on crafted input before; a panic must cost one
+                // request, not the process, and must look like any other internal error.
+                match AssertUnwindSafe(state.schema.execute(request))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(response) => response,
+                    Err(_) => {
+                        tracing::error!("a GraphQL request panicked");
+                        return Refusal::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            Error::internal(anyhow::anyhow!("panic while executing a request")),
+                        )
+                        .into_response(media);
+                    }
+                }
+            }
+        };
+        responses.push(with_error_codes(response));
+    }
+    let mut response = render(media, operations.batch, &responses);
+    // Only answers by GET, without errors and without a credential are the same for everyone.
+    let has_errors = responses.iter().any(|response| !response.errors.is_empty());
+    if let Via::Get { public: true } = via
+        && !has_errors
+        && let Ok(cache) =
+            HeaderValue::from_str(&format!("public, max-age={PUBLIC_MAX_AGE_SECONDS}"))
+    {
+        response.headers_mut().insert(header::CACHE_CONTROL, cache);
     }
     response
 }
 
-fn parse_error_response(error: ParseRequestError, app: &AppState) -> axum::response::Response {
-    let cut = body_cut(&error);
-    let error = match error {
-        _ if cut == Some(std::io::ErrorKind::TimedOut) => {
-            Error::bad_input("the request body arrived too slowly; send it again")
+/// A request error (GraphQL over HTTP §6.4.2): nothing was executed, so there is no `data`.
+/// Errors raised while executing carry a path; those raised before carry none.
+fn is_request_error(response: &Response) -> bool {
+    response.data == Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
+}
+
+fn render(media: Media, batch: bool, responses: &[Response]) -> axum::response::Response {
+    let mut extra_headers = HeaderMap::new();
+    let mut status = StatusCode::OK;
+    let mut bodies = Vec::with_capacity(responses.len());
+    for response in responses {
+        let request_error = is_request_error(response);
+        if !batch && request_error && media == Media::GraphqlResponse {
+            status = StatusCode::BAD_REQUEST;
         }
-        ParseRequestError::PayloadTooLarge => Error::FileTooLarge {
-            max_bytes: app.settings.max_file_bytes,
-        },
-        ParseRequestError::Io(ref io) if io.kind() == std::io::ErrorKind::Other => {
-            // The body limit layer (or a dropped connection) cut the stream.
-            Error::bad_input(format!("the request body could not be read: {io}"))
+        for (name, value) in &response.http_headers {
+            extra_headers.append(name.clone(), value.clone());
         }
-        ParseRequestError::UnsupportedBatch => {
-            Error::bad_input("batched requests are not supported here")
+        let mut body = serde_json::to_value(response).unwrap_or_default();
+        if request_error && let Some(object) = body.as_object_mut() {
+            object.remove("data");
         }
-        other => Error::bad_input(format!("malformed GraphQL request: {other}")),
+        bodies.push(body);
+    }
+    let body = if batch {
+        serde_json::Value::Array(bodies)
+    } else {
+        bodies.pop().unwrap_or_default()
     };
-    error_response(error.status(), error)
+    let mut response = json_response(media, status, &body);
+    response.headers_mut().extend(extra_headers);
+    response
+}
+
+/// The checks that need the parsed document: no mutation by GET, and every `Upload`
+/// variable filled by a file part, never by a value of the client's.
+fn check_request(
+    request: &mut Request,
+    parsed_queries: &ParsedQueries,
+    by_get: bool,
+) -> Result<(), Refusal> {
+    if request.query.contains(FILE_MARKER.trim_end_matches(':')) {
+        return Err(Refusal::bad(
+            "files travel as multipart parts, not in the query text",
+        ));
+    }
+    if !request
+        .variables
+        .values()
+        .all(|value| markers_are_valid(value, request.uploads.len()))
+    {
+        return Err(Refusal::bad(
+            "a variable names a file part that was not sent",
+        ));
+    }
+    parsed_queries.attach_request(request);
+    let operation_name = request.operation_name.clone();
+    let variables = request.variables.clone();
+    // A text that does not parse is reported by async-graphql, as a GraphQL error.
+    let Ok(document) = request.parsed_query() else {
+        return Ok(());
+    };
+    let operations: Vec<_> = match &document.operations {
+        DocumentOperations::Single(operation) => vec![operation],
+        DocumentOperations::Multiple(many) => match &operation_name {
+            Some(name) => many.get(name.as_str()).into_iter().collect(),
+            None => many.values().collect(),
+        },
+    };
+    for operation in operations {
+        if by_get && operation.node.ty != OperationType::Query {
+            return Err(Refusal::new(
+                // With `Allow: POST`, set where the response is built.
+                StatusCode::METHOD_NOT_ALLOWED,
+                Error::bad_input("only queries may be sent by GET: send mutations by POST"),
+            ));
+        }
+        for definition in &operation.node.variable_definitions {
+            let definition = &definition.node;
+            if base_type(&definition.var_type.node) != "Upload" {
+                continue;
+            }
+            let name = definition.name.node.as_str();
+            let value = variables.get(name).cloned().unwrap_or(Value::Null);
+            if !only_uploads(&value) {
+                return Err(Refusal::bad(format!(
+                    "${name} is an Upload: send the file as a multipart part named in the map"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn base_type(ty: &Type) -> &str {
+    match &ty.base {
+        BaseType::Named(name) => name.as_str(),
+        BaseType::List(inner) => base_type(inner),
+    }
+}
+
+/// Null, an upload marker, or a list of those (markers are checked by `markers_are_valid`).
+fn only_uploads(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(text) => text.starts_with(FILE_MARKER),
+        Value::List(items) => items.iter().all(only_uploads),
+        _ => false,
+    }
+}
+
+/// The query explorer: a small page of our own (`clients/explorer/`), every byte served from
+/// here, under a CSP that allows nothing else.
+fn explorer() -> axum::response::Response {
+    const PAGE: &str = include_str!("../../../clients/explorer/index.html");
+    let mut response = axum::response::Html(PAGE).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(EXPLORER_CSP),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    response
+}
+
+pub const EXPLORER_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// async-graphql's own refusals (syntax, validation, depth and complexity limits) carry no
+/// code; every error a client sees has one. Their messages can quote the whole query back, so
+/// they are cut short too.
+fn with_error_codes(mut single: Response) -> Response {
+    const MAX_MESSAGE_CHARS: usize = 300;
+    for error in &mut single.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|ext| ext.get("code").is_some());
+        if !has_code {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "BAD_USER_INPUT");
+        }
+        if error.message.chars().count() > MAX_MESSAGE_CHARS {
+            error.message = error
+                .message
+                .chars()
+                .take(MAX_MESSAGE_CHARS)
+                .collect::<String>()
+                + "…";
+        }
+    }
+    single
 }
 
 /// A request body gets [`BODY_GRACE`] plus one second for every [`BODY_MIN_RATE`] bytes it has
@@ -221,57 +762,6 @@ fn paced(body: Body) -> impl Stream<Item = std::io::Result<bytes::Bytes>> {
             )),
         }
     })
-}
-
-/// Why [`paced`] cut the body off (`TimedOut`), however deep the parser wrapped the error.
-fn body_cut(error: &ParseRequestError) -> Option<std::io::ErrorKind> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = match error {
-        ParseRequestError::Io(io) => Some(io),
-        ParseRequestError::InvalidMultipart(inner) => Some(inner),
-        _ => None,
-    };
-    while let Some(error) = next {
-        if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::TimedOut
-        {
-            return Some(io.kind());
-        }
-        next = error.source();
-    }
-    None
-}
-
-/// Refuses batches over the cap and requests that smuggle the upload marker.
-fn check_batch(batch: &BatchRequest) -> Result<(), Error> {
-    let requests = match batch {
-        BatchRequest::Single(request) => std::slice::from_ref(request),
-        BatchRequest::Batch(requests) => requests.as_slice(),
-    };
-    if requests.is_empty() {
-        return Err(Error::bad_input("an empty batch"));
-    }
-    if requests.len() > MAX_BATCH {
-        return Err(Error::bad_input(format!(
-            "at most {MAX_BATCH} operations per batch"
-        )));
-    }
-    for request in requests {
-        if request.query.contains(FILE_MARKER.trim_end_matches(':')) {
-            return Err(Error::bad_input(
-                "files travel as multipart parts, not in the query text",
-            ));
-        }
-        if !request
-            .variables
-            .values()
-            .all(|value| markers_are_valid(value, request.uploads.len()))
-        {
-            return Err(Error::bad_input(
-                "a variable names a file part that was not sent",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Every upload marker in the variables must point at an upload of this request.

@@ -6,6 +6,7 @@ pub mod http;
 pub mod multipart;
 pub mod parsed_queries;
 pub mod schema;
+pub mod selection;
 pub mod subscription;
 pub mod types;
 pub mod websocket;

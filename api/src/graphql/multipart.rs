@@ -73,18 +73,41 @@ pub async fn receive(
     let mut batch: BatchRequest = serde_json::from_slice(&operations).map_err(|error| {
         Error::bad_input(format!("operations is not a GraphQL request: {error}"))
     })?;
-    let mut map: HashMap<String, Vec<String>> = serde_json::from_slice(&map)
+    let FileMap(entries) = serde_json::from_slice(&map)
         .map_err(|error| Error::bad_input(format!("map is not a JSON object of paths: {error}")))?;
-    if map.len() > limits.max_files {
+    if entries.len() > limits.max_files {
         return Err(Error::TooManyFiles {
             max: limits.max_files,
         });
+    }
+    // One part fills one variable: a part mapped to several paths was processed once per path
+    // (a decompression bomb of an image, three times), and in a batch the copies shared one
+    // file offset. Every path must name a `null` placeholder in `operations`.
+    let mut map: HashMap<String, String> = HashMap::new();
+    for (name, paths) in entries {
+        let [path] = <[String; 1]>::try_from(paths).map_err(|paths| {
+            Error::bad_input(format!(
+                "the map gives the part {name:?} {} paths: a file part fills exactly one variable",
+                paths.len()
+            ))
+        })?;
+        if map.values().any(|other| *other == path) {
+            return Err(Error::bad_input(format!(
+                "the map names the path {path:?} twice"
+            )));
+        }
+        if !placeholder_exists(&batch, &path) {
+            return Err(Error::bad_input(format!(
+                "the map path {path:?} names no null variable in operations"
+            )));
+        }
+        map.insert(name, path);
     }
 
     let mut seen = HashSet::new();
     while let Some(mut field) = multipart.next_field().await.map_err(read_error)? {
         let name = field.name().unwrap_or_default().to_owned();
-        let Some(paths) = map.remove(&name) else {
+        let Some(path) = map.remove(&name) else {
             let why = if seen.contains(&name) {
                 "sent twice"
             } else {
@@ -104,9 +127,7 @@ pub async fn receive(
             content_type,
             content,
         };
-        for path in paths {
-            set_upload(&mut batch, &path, &upload)?;
-        }
+        set_upload(&mut batch, &path, upload)?;
     }
     if let Some(name) = map.keys().next() {
         return Err(Error::bad_input(format!(
@@ -150,11 +171,78 @@ async fn spool(
     }
 }
 
-/// Puts the upload at `path` (`variables.x.0`, or `N.variables.x` in a batch).
-fn set_upload(batch: &mut BatchRequest, path: &str, upload: &UploadValue) -> Result<()> {
-    let copy = || upload.try_clone().map_err(Error::internal);
+/// The map as sent, its keys in order; a key given twice is refused (a JSON object read into a
+/// map keeps the last silently).
+struct FileMap(Vec<(String, Vec<String>)>);
+
+impl<'de> serde::Deserialize<'de> for FileMap {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FileMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object of part names to lists of paths")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<FileMap, A::Error> {
+                let mut entries: Vec<(String, Vec<String>)> = Vec::new();
+                while let Some((name, paths)) = access.next_entry::<String, Vec<String>>()? {
+                    if entries.iter().any(|(seen, _)| *seen == name) {
+                        return Err(serde::de::Error::custom(format!(
+                            "the key {name:?} is given twice"
+                        )));
+                    }
+                    entries.push((name, paths));
+                }
+                Ok(FileMap(entries))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// The request and the variable path within it (`variables.x.0`; `N.variables.x` in a batch).
+fn locate<'a>(
+    batch: &'a BatchRequest,
+    path: &'a str,
+) -> Option<(&'a async_graphql::Request, &'a str)> {
     match batch {
-        BatchRequest::Single(request) => request.set_upload(path, copy()?),
+        BatchRequest::Single(request) => Some((request, path)),
+        BatchRequest::Batch(requests) => {
+            let (index, rest) = path.split_once('.')?;
+            let request = requests.get(index.parse::<usize>().ok()?)?;
+            Some((request, rest))
+        }
+    }
+}
+
+/// Whether `path` names a `null` in the variables (where the spec has clients put a file).
+fn placeholder_exists(batch: &BatchRequest, path: &str) -> bool {
+    use async_graphql::Value;
+    let Some((request, path)) = locate(batch, path) else {
+        return false;
+    };
+    let Some(path) = path.strip_prefix("variables.") else {
+        return false;
+    };
+    let mut parts = path.split('.');
+    let Some(first) = parts.next().and_then(|name| request.variables.get(name)) else {
+        return false;
+    };
+    let target = parts.try_fold(first, |current, part| match current {
+        Value::List(items) => part.parse::<usize>().ok().and_then(|i| items.get(i)),
+        Value::Object(fields) => fields.get(part),
+        _ => None,
+    });
+    matches!(target, Some(Value::Null))
+}
+
+/// Puts the upload at `path` (`variables.x.0`, or `N.variables.x` in a batch).
+fn set_upload(batch: &mut BatchRequest, path: &str, upload: UploadValue) -> Result<()> {
+    match batch {
+        BatchRequest::Single(request) => request.set_upload(path, upload),
         BatchRequest::Batch(requests) => {
             let (index, rest) = path
                 .split_once('.')
@@ -164,7 +252,7 @@ fn set_upload(batch: &mut BatchRequest, path: &str, upload: &UploadValue) -> Res
                 .ok()
                 .and_then(|index| requests.get_mut(index))
                 .ok_or_else(|| Error::bad_input(format!("map path {path:?} names no operation")))?;
-            request.set_upload(rest, copy()?);
+            request.set_upload(rest, upload);
         }
     }
     Ok(())

@@ -3,10 +3,11 @@
 //! Clients send the same few queries over and over (the widget's, the admin page's, an
 //! integration's), and parsing one with async-graphql's grammar was 9% of the server's time on
 //! a `sendMessage`. A request whose text was seen before gets the parsed document handed in;
-//! async-graphql still checks its depth and directives and validates it against the schema
-//! every time, so nothing is skipped but the parse. Only short texts are kept, and the map is
-//! bounded: when full it is emptied and refilled by the next requests, so a client sending
-//! ever new queries costs a parse each, as without the cache, and no memory.
+//! the selection limits (`selection.rs`), async-graphql's directive limit and its validation
+//! against the schema still run every time, so nothing is skipped but the parse. Only short
+//! texts are kept, and the map is bounded: when full it is emptied and refilled by the next
+//! requests, so a client sending ever new queries costs a parse each, as without the cache,
+//! and no memory.
 
 use std::panic::AssertUnwindSafe;
 
@@ -33,12 +34,15 @@ impl ParsedQueries {
     /// A text that does not parse is left to async-graphql, which reports the error as usual.
     pub fn attach(&self, batch: &mut BatchRequest) {
         match batch {
-            BatchRequest::Single(request) => self.attach_one(request),
-            BatchRequest::Batch(requests) => requests.iter_mut().for_each(|r| self.attach_one(r)),
+            BatchRequest::Single(request) => self.attach_request(request),
+            BatchRequest::Batch(requests) => {
+                requests.iter_mut().for_each(|r| self.attach_request(r))
+            }
         }
     }
 
-    fn attach_one(&self, request: &mut Request) {
+    /// Hands the request its parsed document, from the cache or parsed now.
+    pub fn attach_request(&self, request: &mut Request) {
         if request.query.len() > MAX_QUERY_BYTES {
             return;
         }
@@ -63,6 +67,41 @@ impl ParsedQueries {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// Apollo's automatic persisted queries: a client sends the SHA-256 of a query text first and
+/// the text only when the server answers `PersistedQueryNotFound`. The store is bounded like
+/// the parse memo (emptied when full; a client whose hash is gone just sends the text again),
+/// and only short texts are kept, so it holds at most [`PERSISTED_CAPACITY`] ×
+/// [`MAX_PERSISTED_BYTES`].
+pub struct PersistedQueries(Memo<String, String>);
+
+pub const PERSISTED_CAPACITY: usize = 512;
+pub const MAX_PERSISTED_BYTES: usize = 16 * 1024;
+
+impl Default for PersistedQueries {
+    fn default() -> Self {
+        Self(Memo::with_capacity(PERSISTED_CAPACITY))
+    }
+}
+
+impl PersistedQueries {
+    /// The lowercase hex SHA-256 of a query text, as APQ clients compute it.
+    pub fn hash(query: &str) -> String {
+        use sha2::Digest;
+        crate::auth::visitor_token::hex(&sha2::Sha256::digest(query.as_bytes()))
+    }
+
+    pub fn get(&self, hash: &str) -> Option<String> {
+        self.0.get(hash)
+    }
+
+    /// Keeps a text under its hash (the caller checked that they match).
+    pub fn insert(&self, hash: String, query: &str) {
+        if query.len() <= MAX_PERSISTED_BYTES {
+            self.0.insert(hash, query.to_owned());
+        }
     }
 }
 

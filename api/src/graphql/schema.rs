@@ -6,6 +6,7 @@ use async_graphql::{Context, MergedObject, Schema};
 
 use super::admin::{AdminMutation, AdminQuery};
 use super::chat::{ChatMutation, ChatQuery};
+use super::selection::SelectionLimits;
 use super::subscription::Subscription;
 use crate::auth::Viewer;
 use crate::error::Error;
@@ -21,8 +22,7 @@ pub struct Mutation(ChatMutation, AdminMutation);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
-/// Deep enough for the clients' largest query (chats → messages → attachments), no deeper.
-pub const MAX_DEPTH: usize = 12;
+pub use super::selection::MAX_DEPTH;
 pub const MAX_COMPLEXITY: usize = 600;
 pub const MAX_DIRECTIVES: usize = 10;
 
@@ -32,7 +32,8 @@ pub struct ClientAddress(pub IpAddr);
 
 fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(Query::default(), Mutation::default(), Subscription)
-        .limit_depth(MAX_DEPTH)
+        // Depth (with introspection's own cap) and the field count: `selection.rs`.
+        .extension(SelectionLimits)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_directives(MAX_DIRECTIVES)
         // "Did you mean …?" hints would map the schema for anyone probing it.
@@ -49,7 +50,10 @@ pub fn build_schema(state: AppState) -> AppSchema {
 
 /// The SDL, as `chatdesk schema` prints it and `schema.graphql` holds it.
 pub fn sdl() -> String {
-    builder().finish().sdl()
+    // With `@specifiedBy` on DateTime, UUID and Upload, as introspection reports them.
+    builder()
+        .finish()
+        .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
 
 pub fn app<'a>(ctx: &Context<'a>) -> Result<&'a AppState, Error> {
