@@ -72,8 +72,7 @@ impl Application {
             .await
             .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", settings.bind))?;
 
-        // The limiter's statements are not the request's own work: not counted.
-        let limits = RateLimits::new(&settings, &pool)?;
+        let limits = RateLimits::connect(&settings).await?;
         tracing::info!(store = limits.store_name(), "rate limits");
         let bus = if settings.is_postgres() {
             // Its NOTIFYs go out in the background, not as part of any request.

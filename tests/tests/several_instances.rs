@@ -309,8 +309,7 @@ async fn an_unreachable_redis_refuses_sign_ins_and_lets_messages_through() {
     let mut settings = limit_settings();
     // Nothing listens on port 1.
     settings.redis_url = Some("redis://127.0.0.1:1".to_owned());
-    let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
-    let limits = RateLimits::new(&settings, &db).unwrap();
+    let limits = RateLimits::connect(&settings).await.unwrap();
     assert_eq!(limits.store_name(), "redis");
     store_down(&limits).await;
 }
@@ -350,12 +349,15 @@ async fn the_cost_of_a_shared_check() {
     if let Some(url) = common::postgres_url() {
         let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
         common::create_database(&url, &name).await;
-        let db = sea_orm::Database::connect(common::with_database(&url, &name))
+        let database_url = common::with_database(&url, &name);
+        let db = sea_orm::Database::connect(database_url.as_str())
             .await
             .unwrap();
         use migration::MigratorTrait;
         migration::Migrator::up(&db, None).await.unwrap();
-        let limits = RateLimits::new(&settings, &db).unwrap();
+        settings.database_url = database_url;
+        // As the server does it: on the limiter's own pool.
+        let limits = RateLimits::connect(&settings).await.unwrap();
         eprintln!(
             "rate-limit check on Postgres: {:.0} µs",
             time(&limits).await
@@ -374,8 +376,7 @@ async fn the_cost_of_a_shared_check() {
     }
     if let Some(url) = redis_url() {
         settings.redis_url = Some(url);
-        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
-        let limits = RateLimits::new(&settings, &db).unwrap();
+        let limits = RateLimits::connect(&settings).await.unwrap();
         eprintln!("rate-limit check on Redis: {:.0} µs", time(&limits).await);
     }
 }
@@ -968,4 +969,17 @@ async fn two_instances_behind_haproxy() {
     drop(haproxy);
     drop(staying);
     common::drop_database(&server, &name).await;
+}
+
+/// The README shows the configuration this file tests, character for character.
+#[test]
+fn the_readme_shows_the_tested_haproxy_configuration() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
+    let config =
+        std::fs::read_to_string(format!("{root}/tests/haproxy/chatdesk.cfg")).expect("the config");
+    assert!(
+        readme.contains(&format!("```haproxy\n{config}```")),
+        "README.md's HAProxy block differs from tests/haproxy/chatdesk.cfg"
+    );
 }
