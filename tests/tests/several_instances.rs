@@ -327,6 +327,95 @@ async fn an_unreachable_postgres_refuses_sign_ins_and_lets_messages_through() {
     store_down(&limits).await;
 }
 
+/// The log lines of the current thread, for checking what is logged and how often.
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .matches(needle)
+            .count()
+    }
+}
+
+fn start_redis(port: u16) -> std::process::Child {
+    let child = std::process::Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "Redis did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// A Redis of its own is stopped and started again: while it is down sign-ins are refused and
+/// sends go through, the outage is logged once (not once per request), and so is its end.
+/// (Current-thread runtime: every task logs to this thread's subscriber.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_redis_outage_is_logged_once_and_its_end_too() {
+    if redis_url().is_none() {
+        return;
+    }
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _logging = tracing_subscriber::util::SubscriberInitExt::set_default(subscriber);
+
+    let port = free_port();
+    let mut redis = start_redis(port);
+    let mut settings = limit_settings();
+    settings.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+    let limits = RateLimits::connect(&settings).await.unwrap();
+    let address: IpAddr = "192.0.2.8".parse().unwrap();
+    let chat = uuid::Uuid::new_v4();
+    limits.login(address).await.expect("Redis is up");
+
+    redis.kill().expect("stop Redis");
+    redis.wait().ok();
+    for _ in 0..10 {
+        assert!(limits.login(address).await.is_err(), "login fails closed");
+        limits
+            .send_message(address, chat)
+            .await
+            .expect("sendMessage fails open");
+    }
+    assert_eq!(log.count("store is unreachable"), 1);
+
+    let mut redis = start_redis(port);
+    // The store is left alone for 5 s after a failure.
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    limits.login(address).await.expect("Redis is back");
+    limits.login(address).await.expect("Redis is back");
+    assert_eq!(log.count("store answers again"), 1);
+    assert_eq!(log.count("store is unreachable"), 1);
+    redis.kill().ok();
+    redis.wait().ok();
+}
+
 /// What one shared check costs, printed (not asserted: the machine is shared). A send checks
 /// twice (per chat and per address).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
