@@ -125,8 +125,10 @@ struct Shared {
 
 /// How long a failed store is left alone before it is tried again.
 const STORE_PAUSE: Duration = Duration::from_secs(5);
-/// How long one check may wait for the store before it counts as unreachable.
-const STORE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one check may wait for the store before it counts as unreachable. A check takes a
+/// millisecond or two even on a busy machine; a request that then goes on to the database
+/// must still fail within the data pool's 5 s when the database is what is down.
+const STORE_TIMEOUT: Duration = Duration::from_millis(500);
 
 fn quota(per_period: u32, period: Duration) -> Quota {
     let count = NonZeroU32::new(per_period.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -375,7 +377,7 @@ impl Shared {
         let verdict = match verdict {
             Ok(Ok(verdict)) => verdict,
             Ok(Err(error)) => return Err(self.went_down(&error)),
-            Err(_) => return Err(self.went_down(&"no answer within 2 s")),
+            Err(_) => return Err(self.went_down(&"no answer within 500 ms")),
         };
         if self.reported_down.swap(false, Ordering::Relaxed) {
             tracing::info!(
