@@ -4,12 +4,14 @@
 //!   `CHATDESK_REDIS_URL` in Redis; two instances together allow the configured total, not
 //!   twice it. A store that cannot be reached refuses sign-ins and lets the rest through.
 //! - The real path: two `chatdesk` processes on one Postgres database and one storage folder,
-//!   HAProxy in front with the configuration of `tests/haproxy/chatdesk.cfg` (the one the
-//!   README shows), and a visitor and an admin talking through it.
+//!   behind HAProxy with `tests/haproxy/chatdesk.cfg` and behind nginx with
+//!   `tests/nginx/chatdesk.conf` (the configurations the README shows), and a visitor and an
+//!   admin talking through them.
 //!
-//! Redis: `TEST_REDIS_URL` (skipped without it unless `CHATDESK_REQUIRE_REDIS=1`). HAProxy: the
-//! `haproxy` command (skipped without it unless `CHATDESK_REQUIRE_HAPROXY=1`), Postgres, and the
-//! built binary (see `chatdesk_binary`).
+//! Redis: `TEST_REDIS_URL` (skipped without it unless `CHATDESK_REQUIRE_REDIS=1`). The
+//! balancers: the `haproxy` and `nginx` commands (each skipped without it unless
+//! `CHATDESK_REQUIRE_HAPROXY=1` / `CHATDESK_REQUIRE_NGINX=1`), Postgres, and the built binary
+//! (see `chatdesk_binary`).
 
 mod common;
 
@@ -515,9 +517,10 @@ fn chatdesk_binary() -> Option<PathBuf> {
     }
 }
 
-/// Whether HAProxy can be run; with `CHATDESK_REQUIRE_HAPROXY=1` its absence fails the test.
-fn haproxy_available() -> bool {
-    let found = std::process::Command::new("haproxy")
+/// Whether `command` (HAProxy, nginx) can be run; with `require` set to 1 its absence fails
+/// the test.
+fn available(command: &str, require: &str) -> bool {
+    let found = std::process::Command::new(command)
         .arg("-v")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -525,10 +528,10 @@ fn haproxy_available() -> bool {
         .is_ok_and(|status| status.success());
     if !found {
         assert!(
-            !std::env::var("CHATDESK_REQUIRE_HAPROXY").is_ok_and(|v| v == "1"),
-            "CHATDESK_REQUIRE_HAPROXY=1 but `haproxy` cannot be run (apt-get install haproxy)"
+            !std::env::var(require).is_ok_and(|v| v == "1"),
+            "{require}=1 but `{command}` cannot be run (apt-get install {command})"
         );
-        eprintln!("skipped: `haproxy` is not installed");
+        eprintln!("skipped: `{command}` is not installed");
     }
     found
 }
@@ -645,22 +648,78 @@ async fn start_instance(
     process
 }
 
-/// HAProxy with tests/haproxy/chatdesk.cfg as it is, its addresses from the environment.
-async fn start_haproxy(dir: &Path, port: u16, one: &str, two: &str) -> Process {
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/haproxy/chatdesk.cfg");
-    let log = dir.join("haproxy.log");
+#[derive(Clone, Copy, Debug)]
+enum Balancer {
+    HAProxy,
+    Nginx,
+}
+
+/// The balancer on `port` in front of `one` and `two`, with the configuration the README shows.
+async fn start_balancer(
+    balancer: Balancer,
+    dir: &Path,
+    port: u16,
+    one: &str,
+    two: &str,
+) -> Process {
+    let (one, two) = (
+        one.trim_start_matches("http://"),
+        two.trim_start_matches("http://"),
+    );
+    let log = dir.join("balancer.log");
     let file = std::fs::File::create(&log).expect("a log file");
-    let child = Command::new("haproxy")
-        .args(["-db", "-f", config])
-        .env("CHATDESK_LISTEN", format!("127.0.0.1:{port}"))
-        .env("CHATDESK_ONE", one.trim_start_matches("http://"))
-        .env("CHATDESK_TWO", two.trim_start_matches("http://"))
+    let mut command = match balancer {
+        // tests/haproxy/chatdesk.cfg as it is, its addresses from the environment.
+        Balancer::HAProxy => {
+            let mut command = Command::new("haproxy");
+            command
+                .args([
+                    "-db",
+                    "-f",
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/haproxy/chatdesk.cfg"),
+                ])
+                .env("CHATDESK_LISTEN", format!("127.0.0.1:{port}"))
+                .env("CHATDESK_ONE", one)
+                .env("CHATDESK_TWO", two);
+            command
+        }
+        // tests/nginx/chatdesk.conf with the test's addresses, in a minimal nginx.conf.
+        Balancer::Nginx => {
+            let site = std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/nginx/chatdesk.conf"
+            ))
+            .expect("tests/nginx/chatdesk.conf");
+            let site = site
+                .replace("10.0.0.11:8080", one)
+                .replace("10.0.0.12:8080", two)
+                .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
+            let prefix = dir.join("nginx");
+            std::fs::create_dir_all(&prefix).expect("nginx folder");
+            std::fs::write(prefix.join("chatdesk.conf"), site).expect("site");
+            let p = prefix.display();
+            let main = format!(
+                "daemon off;\nuser root;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\n\
+                 events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {p}/body;\n\
+                 proxy_temp_path {p}/proxy;\n  include {p}/chatdesk.conf;\n}}\n"
+            );
+            std::fs::write(prefix.join("nginx.conf"), main).expect("nginx.conf");
+            let mut command = Command::new("nginx");
+            command
+                .arg("-p")
+                .arg(&prefix)
+                .arg("-c")
+                .arg(prefix.join("nginx.conf"));
+            command
+        }
+    };
+    let child = command
         .stdin(Stdio::null())
         .stdout(file.try_clone().expect("log"))
         .stderr(file)
         .kill_on_drop(true)
         .spawn()
-        .expect("haproxy starts");
+        .expect("the balancer starts");
     let mut process = Process {
         child,
         base: format!("http://127.0.0.1:{port}"),
@@ -784,16 +843,28 @@ async fn send_until_acknowledged(base: &str, token: &str, chat_id: &str, key: &s
     }
 }
 
-/// The whole path through a real load balancer: two `chatdesk` processes on one Postgres
-/// database and one storage folder, HAProxy in front.
+/// The whole path through HAProxy with tests/haproxy/chatdesk.cfg.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_behind_haproxy() {
+    if available("haproxy", "CHATDESK_REQUIRE_HAPROXY") {
+        two_instances_behind(Balancer::HAProxy).await;
+    }
+}
+
+/// The same through nginx with tests/nginx/chatdesk.conf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_behind_nginx() {
+    if available("nginx", "CHATDESK_REQUIRE_NGINX") {
+        two_instances_behind(Balancer::Nginx).await;
+    }
+}
+
+/// The whole path through a real load balancer: two `chatdesk` processes on one Postgres
+/// database and one storage folder, the balancer in front.
+async fn two_instances_behind(balancer: Balancer) {
     let Some(server) = common::postgres_url() else {
         return;
     };
-    if !haproxy_available() {
-        return;
-    }
     let Some(binary) = chatdesk_binary() else {
         return;
     };
@@ -821,8 +892,8 @@ async fn two_instances_behind_haproxy() {
         &public_url,
     )
     .await;
-    let haproxy = start_haproxy(dir.path(), lb_port, &one.base, &two.base).await;
-    let lb = haproxy.base.clone();
+    let balancer = start_balancer(balancer, dir.path(), lb_port, &one.base, &two.base).await;
+    let lb = balancer.base.clone();
     let instances = [one.base.as_str(), two.base.as_str()];
 
     // ---- limits: the configured totals through the balancer, not twice them ---------------
@@ -847,7 +918,7 @@ async fn two_instances_behind_haproxy() {
     assert_eq!(by, [2, 2], "round robin: requests alternate");
     assert_limited(&post(&lb, None, LOGIN, login_vars(), None).await, 20);
     assert_limited(&post(&lb, None, LOGIN, login_vars(), None).await, 20);
-    // An X-Forwarded-For of the client's own making does not buy a new quota: HAProxy
+    // An X-Forwarded-For of the client's own making does not buy a new quota: the balancer
     // appends the real address and the instances take the last one.
     assert_limited(
         &post(&lb, Some("203.0.113.50"), LOGIN, login_vars(), None).await,
@@ -1022,7 +1093,7 @@ async fn two_instances_behind_haproxy() {
         socket.closed_within(Duration::from_secs(10)).await,
         "the stopped instance's socket stays open"
     );
-    // The widget reconnects: through HAProxy, to the instance still up.
+    // The widget reconnects: through the balancer, to the instance still up.
     let (_, chat_token) = chats[0].clone();
     let mut socket = subscribe(
         lb_port,
@@ -1055,20 +1126,24 @@ async fn two_instances_behind_haproxy() {
     assert_eq!(event["message"]["body"], "after the restart");
     assert!(served(&staying_base, "/graphql/ws").await >= 1);
 
-    drop(haproxy);
+    drop(balancer);
     drop(staying);
     common::drop_database(&server, &name).await;
 }
 
-/// The README shows the configuration this file tests, character for character.
+/// The README shows the configurations this file tests, character for character.
 #[test]
-fn the_readme_shows_the_tested_haproxy_configuration() {
+fn the_readme_shows_the_tested_configurations() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
-    let config =
-        std::fs::read_to_string(format!("{root}/tests/haproxy/chatdesk.cfg")).expect("the config");
-    assert!(
-        readme.contains(&format!("```haproxy\n{config}```")),
-        "README.md's HAProxy block differs from tests/haproxy/chatdesk.cfg"
-    );
+    for (language, file) in [
+        ("haproxy", "tests/haproxy/chatdesk.cfg"),
+        ("nginx", "tests/nginx/chatdesk.conf"),
+    ] {
+        let config = std::fs::read_to_string(format!("{root}/{file}")).expect("the config");
+        assert!(
+            readme.contains(&format!("```{language}\n{config}```")),
+            "README.md's {language} block differs from {file}"
+        );
+    }
 }
