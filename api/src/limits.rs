@@ -293,11 +293,12 @@ impl RateLimits {
     }
 }
 
-/// The limiter's own small Postgres pool. Its sessions commit without waiting for the WAL
-/// flush (`synchronous_commit = off`): the rows are unlogged anyway, and on this project's
-/// machine (pgbench, one client) a check took 0.3 ms so against 0.7-1.7 ms with the default,
-/// where even an UNLOGGED write waits for its commit record to reach the disk. Apart from the data's pool so that a burst of
-/// checks cannot take connections that requests need, and the other way round.
+/// The limiter's own small Postgres pool, apart from the data's so that a burst of checks
+/// cannot take the connections requests need, nor the other way round. Its sessions commit
+/// without waiting for the WAL flush (`synchronous_commit = off`): the rows are unlogged
+/// anyway, and on this project's machine (pgbench, one client) a check took 0.3 ms against
+/// 0.7-1.7 ms with the default, where even an UNLOGGED write waits for its commit record to
+/// reach the disk.
 async fn limiter_pool(database_url: &str) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(database_url.to_owned());
     options
@@ -305,7 +306,10 @@ async fn limiter_pool(database_url: &str) -> anyhow::Result<DatabaseConnection> 
         .max_connections(8)
         .min_connections(1)
         .acquire_timeout(STORE_TIMEOUT)
-        .connect_timeout(STORE_TIMEOUT)
+        // Not connected here but by the pool's background task (keeping `min_connections`):
+        // the data's pool has just proved the database reachable, and a slow first connection
+        // here must not stop the server from starting.
+        .connect_lazy(true)
         .map_sqlx_postgres_opts(|options| options.options([("synchronous_commit", "off")]));
     Database::connect(options).await.map_err(|error| {
         anyhow::anyhow!(
