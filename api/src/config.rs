@@ -350,6 +350,14 @@ mod tests {
         );
         let error = settings(&[("CHATDESK_BIND", "nonsense")]).unwrap_err();
         assert!(error.starts_with("CHATDESK_BIND:"), "{error}");
+        // TLS to Redis is not built in (rediss://); a password in the URL is not repeated.
+        let error = settings(&[("CHATDESK_REDIS_URL", "rediss://:pw@h:6379")]).unwrap_err();
+        assert!(
+            error.starts_with("CHATDESK_REDIS_URL:") && !error.contains("pw"),
+            "{error}"
+        );
+        let s = settings(&[("CHATDESK_REDIS_URL", "redis://127.0.0.1:6379/2")]).unwrap();
+        assert_eq!(s.redis_url.as_deref(), Some("redis://127.0.0.1:6379/2"));
     }
 
     #[test]
