@@ -75,6 +75,8 @@ impl Application {
             .await
             .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", settings.bind))?;
 
+        let limits = RateLimits::connect(&settings).await?;
+        tracing::info!(store = limits.store_name(), "rate limits");
         let bus = if settings.is_postgres() {
             // Its NOTIFYs go out in the background, not as part of any request.
             EventBus::postgres(pool)
@@ -90,7 +92,7 @@ impl Application {
             file_signer: FileSigner::new(jwt_secret.expose().as_bytes()),
             storage,
             bus,
-            limits: RateLimits::new(&settings),
+            limits,
             query_count,
             local_address: listener.local_addr()?,
             open_sockets: Default::default(),
@@ -150,7 +152,7 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
         let mut every = tokio::time::interval(Duration::from_secs(60));
         loop {
             every.tick().await;
-            limits.prune();
+            limits.prune().await;
         }
     });
     let jobs_state = state.clone();

@@ -111,6 +111,8 @@ pub struct Settings {
     pub rate_start_per_hour: u32,
     pub rate_send_per_min: u32,
     pub rate_login_per_min: u32,
+    /// `CHATDESK_REDIS_URL`: keep the rate limits in Redis instead of the database.
+    pub redis_url: Option<String>,
     pub introspection: bool,
     /// Open WebSockets allowed per client address.
     pub max_sockets_per_address: usize,
@@ -259,6 +261,15 @@ impl Settings {
             rate_start_per_hour: rate("CHATDESK_RATE_START_PER_HOUR", 20)?,
             rate_send_per_min: rate("CHATDESK_RATE_SEND_PER_MIN", 30)?,
             rate_login_per_min: rate("CHATDESK_RATE_LOGIN_PER_MIN", 10)?,
+            redis_url: match var("CHATDESK_REDIS_URL") {
+                Some(url) if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) => {
+                    return Err(format!(
+                        "CHATDESK_REDIS_URL: expected redis://host:port, got '{}'",
+                        redact_url(&url)
+                    ));
+                }
+                url => url,
+            },
             introspection: boolean(
                 "CHATDESK_INTROSPECTION",
                 var("CHATDESK_INTROSPECTION"),
@@ -364,6 +375,14 @@ mod tests {
         );
         let error = settings(&[("CHATDESK_BIND", "nonsense")]).unwrap_err();
         assert!(error.starts_with("CHATDESK_BIND:"), "{error}");
+        // TLS to Redis is not built in (rediss://); a password in the URL is not repeated.
+        let error = settings(&[("CHATDESK_REDIS_URL", "rediss://:pw@h:6379")]).unwrap_err();
+        assert!(
+            error.starts_with("CHATDESK_REDIS_URL:") && !error.contains("pw"),
+            "{error}"
+        );
+        let s = settings(&[("CHATDESK_REDIS_URL", "redis://127.0.0.1:6379/2")]).unwrap();
+        assert_eq!(s.redis_url.as_deref(), Some("redis://127.0.0.1:6379/2"));
     }
 
     #[test]

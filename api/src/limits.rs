@@ -1,14 +1,37 @@
-//! Rate limits (governor), per client address and per visitor token. Keyed stores grow with
-//! every new key, so a timer prunes keys whose quota has fully recovered.
+//! Rate limits, per client address and per visitor token.
+//!
+//! Where they are kept depends on how many instances can serve one site:
+//! - SQLite (one instance): governor, in memory.
+//! - Postgres: in the database, so that N instances behind a load balancer allow the
+//!   configured total and not N times it (the login limit is our guard against password
+//!   guessing). One `INSERT … ON CONFLICT DO UPDATE … RETURNING` per check on an UNLOGGED
+//!   table (migration 000300), GCRA, by the database's clock.
+//! - `CHATDESK_REDIS_URL`: in Redis, by the same GCRA in a Lua script.
+//!
+//! A shared store that cannot be reached fails closed for login (a password guesser must not
+//! gain from an outage) and open for the rest, where the instance's own in-memory limits still
+//! bound a flood. The outage is logged when it starts and when it ends, not per request, and for
+//! a few seconds after a failure the store is not asked at all, so requests do not each wait for
+//! a timeout. The typing limit is never shared: it only thins out indicators.
+//!
+//! GCRA keeps one number per key, its "theoretical arrival time" (TAT). A quota of `count` per
+//! `period` lets one request through every `interval = period / count`, with `count` at once as
+//! a burst: a request at `now` is allowed when `max(tat, now) + interval - now <= period`, and
+//! then the TAT becomes `max(tat, now) + interval`. A key whose TAT has passed has its whole
+//! quota back and holds no information, which is what pruning removes.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+};
 use uuid::Uuid;
 
 use crate::config::Settings;
@@ -23,13 +46,89 @@ pub enum Key {
     Chat(Uuid),
 }
 
+impl Key {
+    fn shared_name(&self, limit: &str) -> String {
+        match self {
+            Self::Address(address) => format!("{limit}:a:{address}"),
+            Self::Chat(chat) => format!("{limit}:c:{chat}"),
+        }
+    }
+}
+
+/// The limits that can be shared between instances.
+#[derive(Clone, Copy, Debug)]
+enum Limit {
+    StartChat,
+    SendMessage,
+    Login,
+}
+
+impl Limit {
+    fn name(self) -> &'static str {
+        match self {
+            Self::StartChat => "start",
+            Self::SendMessage => "send",
+            Self::Login => "login",
+        }
+    }
+
+    /// Whether an unreachable store refuses the request rather than lets it through.
+    fn fails_closed(self) -> bool {
+        matches!(self, Self::Login)
+    }
+}
+
+/// A quota in GCRA terms, in microseconds.
+#[derive(Clone, Copy, Debug)]
+struct Gcra {
+    interval_us: i64,
+    period_us: i64,
+}
+
+impl Gcra {
+    fn new(per_period: u32, period: Duration) -> Self {
+        let period_us = i64::try_from(period.as_micros()).unwrap_or(i64::MAX);
+        Self {
+            interval_us: (period_us / i64::from(per_period.max(1))).max(1),
+            period_us,
+        }
+    }
+}
+
+/// Where the shared limits are kept.
+enum Store {
+    Postgres(DatabaseConnection),
+    Redis(Box<RedisStore>),
+}
+
 pub struct RateLimits {
+    // In memory: the only limits on SQLite, the fallback while a shared store is down.
     start_chat: Keyed<Key>,
     send_message: Keyed<Key>,
     login: Keyed<Key>,
     typing: Keyed<Key>,
     clock: DefaultClock,
+    shared: Option<Shared>,
 }
+
+struct Shared {
+    store: Store,
+    start_chat: Gcra,
+    send_message: Gcra,
+    login: Gcra,
+    /// Milliseconds since `epoch` until which the store is not asked (after a failure).
+    down_until_ms: AtomicU64,
+    /// Whether the outage has been logged (and its end is still to be).
+    reported_down: AtomicBool,
+    epoch: Instant,
+}
+
+/// How long a failed store is left alone before it is tried again.
+const STORE_PAUSE: Duration = Duration::from_secs(5);
+/// How long one check may wait for the store before it counts as unreachable. A check takes a
+/// millisecond or two even on a busy machine; a request that then goes on to the database
+/// must still fail within the data pool's 5 s when the database is what is down.
+const STORE_TIMEOUT: Duration = Duration::from_millis(500);
 
 fn quota(per_period: u32, period: Duration) -> Quota {
     let count = NonZeroU32::new(per_period.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -39,23 +138,69 @@ fn quota(per_period: u32, period: Duration) -> Quota {
         .allow_burst(count)
 }
 
+const HOUR: Duration = Duration::from_secs(3600);
+const MINUTE: Duration = Duration::from_secs(60);
+
 impl RateLimits {
-    pub fn new(settings: &Settings) -> Arc<Self> {
-        let minute = Duration::from_secs(60);
-        Arc::new(Self {
-            start_chat: RateLimiter::keyed(quota(
-                settings.rate_start_per_hour,
-                Duration::from_secs(3600),
-            )),
-            send_message: RateLimiter::keyed(quota(settings.rate_send_per_min, minute)),
-            login: RateLimiter::keyed(quota(settings.rate_login_per_min, minute)),
-            typing: RateLimiter::keyed(quota(120, minute)),
-            clock: DefaultClock::default(),
-        })
+    /// Limits kept in this process only (one instance: SQLite).
+    pub fn in_memory(settings: &Settings) -> Arc<Self> {
+        Arc::new(Self::local(settings, None))
     }
 
-    fn check(&self, limiter: &Keyed<Key>, key: Key) -> Result<()> {
-        limiter.check_key(&key).map_err(|not_until| {
+    /// Limits shared through Redis when `CHATDESK_REDIS_URL` is set, else through Postgres
+    /// (on a pool of their own, see `limiter_pool`) when `DATABASE_URL` is Postgres, else in
+    /// memory.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Arc<Self>> {
+        if settings.redis_url.is_none() && settings.is_postgres() {
+            let pool = limiter_pool(&settings.database_url).await?;
+            return Self::new(settings, &pool);
+        }
+        let unused = DatabaseConnection::default();
+        Self::new(settings, &unused)
+    }
+
+    /// Like `connect`, with `db` as the Postgres store.
+    pub fn new(settings: &Settings, db: &DatabaseConnection) -> anyhow::Result<Arc<Self>> {
+        let store = if let Some(url) = &settings.redis_url {
+            Some(Store::Redis(Box::new(RedisStore::new(url)?)))
+        } else if settings.is_postgres() {
+            Some(Store::Postgres(db.clone()))
+        } else {
+            None
+        };
+        Ok(Arc::new(Self::local(settings, store)))
+    }
+
+    fn local(settings: &Settings, store: Option<Store>) -> Self {
+        Self {
+            start_chat: RateLimiter::keyed(quota(settings.rate_start_per_hour, HOUR)),
+            send_message: RateLimiter::keyed(quota(settings.rate_send_per_min, MINUTE)),
+            login: RateLimiter::keyed(quota(settings.rate_login_per_min, MINUTE)),
+            typing: RateLimiter::keyed(quota(120, MINUTE)),
+            clock: DefaultClock::default(),
+            shared: store.map(|store| Shared {
+                store,
+                start_chat: Gcra::new(settings.rate_start_per_hour, HOUR),
+                send_message: Gcra::new(settings.rate_send_per_min, MINUTE),
+                login: Gcra::new(settings.rate_login_per_min, MINUTE),
+                down_until_ms: AtomicU64::new(0),
+                reported_down: AtomicBool::new(false),
+                epoch: Instant::now(),
+            }),
+        }
+    }
+
+    /// Where the limits are kept, for the log and the tests: `memory`, `postgres` or `redis`.
+    pub fn store_name(&self) -> &'static str {
+        match self.shared.as_ref().map(|shared| &shared.store) {
+            None => "memory",
+            Some(Store::Postgres(_)) => "postgres",
+            Some(Store::Redis(_)) => "redis",
+        }
+    }
+
+    fn check_local(&self, limiter: &Keyed<Key>, key: &Key) -> Result<()> {
+        limiter.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             Error::RateLimited {
                 retry_after_seconds: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
@@ -63,26 +208,51 @@ impl RateLimits {
         })
     }
 
-    pub fn start_chat(&self, address: IpAddr) -> Result<()> {
-        self.check(&self.start_chat, Key::Address(address))
+    async fn check(&self, limit: Limit, key: Key) -> Result<()> {
+        let local = match limit {
+            Limit::StartChat => &self.start_chat,
+            Limit::SendMessage => &self.send_message,
+            Limit::Login => &self.login,
+        };
+        let Some(shared) = &self.shared else {
+            return self.check_local(local, &key);
+        };
+        match shared.check(limit, &key).await {
+            Ok(Verdict::Allowed) => Ok(()),
+            Ok(Verdict::Refused { wait_us }) => Err(Error::RateLimited {
+                retry_after_seconds: whole_seconds(wait_us),
+            }),
+            Err(StoreDown {
+                retry_after_seconds,
+            }) if limit.fails_closed() => Err(Error::RateLimited {
+                retry_after_seconds,
+            }),
+            Err(StoreDown { .. }) => self.check_local(local, &key),
+        }
+    }
+
+    pub async fn start_chat(&self, address: IpAddr) -> Result<()> {
+        self.check(Limit::StartChat, Key::Address(address)).await
     }
 
     /// Visitors are limited per token and per address; admins are not limited.
-    pub fn send_message(&self, address: IpAddr, chat_id: Uuid) -> Result<()> {
-        self.check(&self.send_message, Key::Chat(chat_id))?;
-        self.check(&self.send_message, Key::Address(address))
+    pub async fn send_message(&self, address: IpAddr, chat_id: Uuid) -> Result<()> {
+        self.check(Limit::SendMessage, Key::Chat(chat_id)).await?;
+        self.check(Limit::SendMessage, Key::Address(address)).await
     }
 
-    pub fn login(&self, address: IpAddr) -> Result<()> {
-        self.check(&self.login, Key::Address(address))
+    pub async fn login(&self, address: IpAddr) -> Result<()> {
+        self.check(Limit::Login, Key::Address(address)).await
     }
 
+    /// Per instance on purpose: a typing indicator is not worth a round trip.
     pub fn typing(&self, chat_id: Uuid) -> Result<()> {
-        self.check(&self.typing, Key::Chat(chat_id))
+        self.check_local(&self.typing, &Key::Chat(chat_id))
     }
 
-    /// Drops keys whose quota is whole again; they hold no information.
-    pub fn prune(&self) {
+    /// Drops keys whose quota is whole again; they hold no information. (Redis expires its
+    /// keys by itself.)
+    pub async fn prune(&self) {
         for limiter in [
             &self.start_chat,
             &self.send_message,
@@ -92,8 +262,24 @@ impl RateLimits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        if let Some(Shared {
+            store: Store::Postgres(db),
+            ..
+        }) = &self.shared
+        {
+            let pruned = db
+                .execute_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("DELETE FROM rate_limits WHERE tat < {NOW_US}"),
+                ))
+                .await;
+            if let Err(error) = pruned {
+                tracing::debug!(%error, "pruning the shared rate limits failed");
+            }
+        }
     }
 
+    /// Keys held in this process's memory.
     pub fn tracked_keys(&self) -> usize {
         [
             &self.start_chat,
@@ -107,22 +293,249 @@ impl RateLimits {
     }
 }
 
+/// The limiter's own small Postgres pool, apart from the data's so that a burst of checks
+/// cannot take the connections requests need, nor the other way round. Its sessions commit
+/// without waiting for the WAL flush (`synchronous_commit = off`): the rows are unlogged
+/// anyway, and on this project's machine (pgbench, one client) a check took 0.3 ms against
+/// 0.7-1.7 ms with the default, where even an UNLOGGED write waits for its commit record to
+/// reach the disk.
+async fn limiter_pool(database_url: &str) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(database_url.to_owned());
+    options
+        .sqlx_logging(false)
+        .max_connections(8)
+        .min_connections(1)
+        .acquire_timeout(STORE_TIMEOUT)
+        // Not connected here but by the pool's background task (keeping `min_connections`):
+        // the data's pool has just proved the database reachable, and a slow first connection
+        // here must not stop the server from starting.
+        .connect_lazy(true)
+        .map_sqlx_postgres_opts(|options| options.options([("synchronous_commit", "off")]));
+    Database::connect(options).await.map_err(|error| {
+        anyhow::anyhow!(
+            "rate limits: cannot connect to {}: {error}",
+            crate::config::redact_url(database_url)
+        )
+    })
+}
+
+/// The shared store could not answer; the request may retry after this long.
+struct StoreDown {
+    retry_after_seconds: u64,
+}
+
+/// The database's clock in microseconds since the epoch: one clock for every instance.
+const NOW_US: &str = "(extract(epoch FROM now()) * 1000000)::bigint";
+
+/// $1 key, $2 interval, $3 period (µs). A new key starts with one request used. For an existing
+/// one, every `SET` expression reads the old row, so `allowed` and `tat` judge the same request;
+/// a refused request leaves the TAT as it was. `wait_us` matters only when refused: how long
+/// until `max(tat, now) + interval - now <= period` holds.
+fn gcra_sql() -> String {
+    format!(
+        "INSERT INTO rate_limits AS r (key, tat, allowed) VALUES ($1, {NOW_US} + $2, true) \
+         ON CONFLICT (key) DO UPDATE SET \
+           tat = CASE WHEN GREATEST(r.tat, excluded.tat - $2) + $2 <= excluded.tat - $2 + $3 \
+                 THEN GREATEST(r.tat, excluded.tat - $2) + $2 ELSE r.tat END, \
+           allowed = GREATEST(r.tat, excluded.tat - $2) + $2 <= excluded.tat - $2 + $3 \
+         RETURNING allowed, tat + $2 - $3 - {NOW_US} AS wait_us"
+    )
+}
+
+fn whole_seconds(wait_us: i64) -> u64 {
+    let wait_us = u64::try_from(wait_us).unwrap_or(0);
+    (wait_us.div_ceil(1_000_000)).max(1)
+}
+
+/// What the store said about one request.
+enum Verdict {
+    Allowed,
+    Refused { wait_us: i64 },
+}
+
+impl Shared {
+    async fn check(&self, limit: Limit, key: &Key) -> std::result::Result<Verdict, StoreDown> {
+        let now_ms = self.now_ms();
+        let down_until = self.down_until_ms.load(Ordering::Relaxed);
+        if now_ms < down_until {
+            return Err(StoreDown {
+                retry_after_seconds: (down_until - now_ms).div_ceil(1000).max(1),
+            });
+        }
+        let gcra = match limit {
+            Limit::StartChat => self.start_chat,
+            Limit::SendMessage => self.send_message,
+            Limit::Login => self.login,
+        };
+        let name = key.shared_name(limit.name());
+        let verdict = match &self.store {
+            Store::Postgres(db) => {
+                tokio::time::timeout(STORE_TIMEOUT, postgres_check(db, &name, gcra))
+                    .await
+                    .map(|verdict| verdict.map_err(|error| error.to_string()))
+            }
+            Store::Redis(redis) => tokio::time::timeout(STORE_TIMEOUT, redis.check(&name, gcra))
+                .await
+                .map(|verdict| verdict.map_err(|error| error.to_string())),
+        };
+        let verdict = match verdict {
+            Ok(Ok(verdict)) => verdict,
+            Ok(Err(error)) => return Err(self.went_down(&error)),
+            Err(_) => return Err(self.went_down(&"no answer within 500 ms")),
+        };
+        if self.reported_down.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                store = self.store_name(),
+                "the shared rate-limit store answers again"
+            );
+        }
+        Ok(verdict)
+    }
+
+    fn store_name(&self) -> &'static str {
+        match self.store {
+            Store::Postgres(_) => "postgres",
+            Store::Redis(_) => "redis",
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn went_down(&self, error: &dyn std::fmt::Display) -> StoreDown {
+        let pause_ms = u64::try_from(STORE_PAUSE.as_millis()).unwrap_or(5000);
+        self.down_until_ms
+            .store(self.now_ms() + pause_ms, Ordering::Relaxed);
+        if !self.reported_down.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                store = self.store_name(),
+                %error,
+                "the shared rate-limit store is unreachable: sign-ins are refused and the other \
+                 limits are kept per instance until it answers again"
+            );
+        }
+        StoreDown {
+            retry_after_seconds: STORE_PAUSE.as_secs(),
+        }
+    }
+}
+
+async fn postgres_check(
+    db: &DatabaseConnection,
+    key: &str,
+    gcra: Gcra,
+) -> std::result::Result<Verdict, sea_orm::DbErr> {
+    static SQL: LazyLock<String> = LazyLock::new(gcra_sql);
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            SQL.as_str(),
+            [key.into(), gcra.interval_us.into(), gcra.period_us.into()],
+        ))
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound("the rate-limit row".into()))?;
+    let allowed: bool = row.try_get("", "allowed")?;
+    let wait_us: i64 = row.try_get("", "wait_us")?;
+    Ok(if allowed {
+        Verdict::Allowed
+    } else {
+        Verdict::Refused { wait_us }
+    })
+}
+
+/// The same GCRA as the Postgres statement, by Redis's clock. Returns 0 when allowed, else the
+/// microseconds to wait. The key expires when its TAT passes, which is the pruning.
+const REDIS_GCRA: &str = r"
+local interval = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local next_tat = tat + interval
+if next_tat - now > period then
+  return next_tat - now - period
+end
+redis.call('SET', KEYS[1], next_tat, 'PX', math.ceil((next_tat - now) / 1000))
+return 0
+";
+
+struct RedisStore {
+    client: redis::Client,
+    /// One multiplexed connection shared by all requests; dropped after an error so that the
+    /// next check connects again.
+    connection: std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    script: redis::Script,
+}
+
+impl RedisStore {
+    fn new(url: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)
+            .map_err(|error| anyhow::anyhow!("CHATDESK_REDIS_URL: {error}"))?;
+        Ok(Self {
+            client,
+            connection: std::sync::Mutex::new(None),
+            script: redis::Script::new(REDIS_GCRA),
+        })
+    }
+
+    fn cached(&self) -> Option<redis::aio::MultiplexedConnection> {
+        self.connection.lock().ok().and_then(|slot| slot.clone())
+    }
+
+    fn set_cached(&self, connection: Option<redis::aio::MultiplexedConnection>) {
+        if let Ok(mut slot) = self.connection.lock() {
+            *slot = connection;
+        }
+    }
+
+    async fn check(&self, key: &str, gcra: Gcra) -> redis::RedisResult<Verdict> {
+        let mut connection = match self.cached() {
+            Some(connection) => connection,
+            None => {
+                let connection = self.client.get_multiplexed_async_connection().await?;
+                self.set_cached(Some(connection.clone()));
+                connection
+            }
+        };
+        let wait_us: redis::RedisResult<i64> = self
+            .script
+            .key(format!("chatdesk:rl:{key}"))
+            .arg(gcra.interval_us)
+            .arg(gcra.period_us)
+            .invoke_async(&mut connection)
+            .await;
+        match wait_us {
+            Ok(0) => Ok(Verdict::Allowed),
+            Ok(wait_us) => Ok(Verdict::Refused { wait_us }),
+            Err(error) => {
+                self.set_cached(None);
+                Err(error)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn limits_trip_with_a_retry_hint_and_keys_are_separate() {
-        let settings = Settings::from_lookup(|name| {
-            (name == "CHATDESK_RATE_LOGIN_PER_MIN").then(|| "2".to_owned())
+    fn settings(login_per_min: &str) -> Settings {
+        Settings::from_lookup(|name| {
+            (name == "CHATDESK_RATE_LOGIN_PER_MIN").then(|| login_per_min.to_owned())
         })
-        .unwrap();
-        let limits = RateLimits::new(&settings);
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn limits_trip_with_a_retry_hint_and_keys_are_separate() {
+        let limits = RateLimits::in_memory(&settings("2"));
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        limits.login(a).unwrap();
-        limits.login(a).unwrap();
-        match limits.login(a) {
+        limits.login(a).await.unwrap();
+        limits.login(a).await.unwrap();
+        match limits.login(a).await {
             Err(Error::RateLimited {
                 retry_after_seconds,
             }) => {
@@ -133,7 +546,17 @@ mod tests {
             }
             other => panic!("expected RATE_LIMITED, got {other:?}"),
         }
-        limits.login(b).unwrap();
+        limits.login(b).await.unwrap();
         assert_eq!(limits.tracked_keys(), 2);
+    }
+
+    #[test]
+    fn gcra_spacing_matches_the_quota() {
+        let gcra = Gcra::new(10, MINUTE);
+        assert_eq!(gcra.interval_us, 6_000_000);
+        assert_eq!(gcra.period_us, 60_000_000);
+        assert_eq!(whole_seconds(6_000_000), 6);
+        assert_eq!(whole_seconds(1), 1);
+        assert_eq!(whole_seconds(-5), 1);
     }
 }

@@ -16,10 +16,15 @@ use crate::state::AppState;
 
 /// The client's address: the socket peer, or with `CHATDESK_TRUST_PROXY` the last
 /// `X-Forwarded-For` entry, the one our own proxy appended (earlier entries are the client's
-/// word and can be forged).
+/// word and can be forged). HAProxy appends its entry as a header line of its own, after any
+/// the client sent, so the last entry is in the last line.
 pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, trust_proxy: bool) -> IpAddr {
     if trust_proxy
-        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+        && let Some(forwarded) = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
         && let Some(last) = forwarded.rsplit(',').next()
         && let Ok(address) = last.trim().parse()
     {
@@ -219,5 +224,8 @@ mod tests {
         );
         assert_eq!(client_ip(&headers, peer, false).to_string(), "10.0.0.9");
         assert_eq!(client_ip(&headers, peer, true).to_string(), "203.0.113.7");
+        // HAProxy's `option forwardfor` adds a second header line after the client's own.
+        headers.append("x-forwarded-for", HeaderValue::from_static("198.51.100.4"));
+        assert_eq!(client_ip(&headers, peer, true).to_string(), "198.51.100.4");
     }
 }

@@ -46,7 +46,7 @@ impl AdminMutation {
         password: String,
     ) -> Result<AdminSession> {
         let app = app(ctx)?;
-        app.limits.login(client_address(ctx))?;
+        app.limits.login(client_address(ctx)).await?;
         let admin = admins::authenticate(&app.db, &email, &password).await?;
         let (token, expires_at) = app.jwt.issue(admin.id, admin.password_changed_at, now())?;
         Ok(AdminSession {

@@ -221,7 +221,7 @@ impl ChatMutation {
         input: Option<StartChatInput>,
     ) -> Result<StartChatPayload> {
         let app = app(ctx)?;
-        app.limits.start_chat(client_address(ctx))?;
+        app.limits.start_chat(client_address(ctx)).await?;
         let input = input.unwrap_or_default();
         let new = NewChat {
             visitor_name: input.visitor_name,
@@ -250,7 +250,9 @@ impl ChatMutation {
         let viewer = viewer(ctx);
         viewer.require_chat(chat_id)?;
         if matches!(viewer, Viewer::Visitor { .. }) {
-            app.limits.send_message(client_address(ctx), chat_id)?;
+            app.limits
+                .send_message(client_address(ctx), chat_id)
+                .await?;
         }
         let body = MessageBody::parse(body.as_deref(), app.settings.max_message_chars)?
             .map(MessageBody::into_inner);
