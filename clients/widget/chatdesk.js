@@ -23,7 +23,7 @@
   const ATT = 'id name mimeType sizeBytes width height url thumbnailUrl purged';
   const MSG = `id chatId sender senderLabel body createdAt readAt clientMessageId attachments{${ATT}}`;
   const PAGE = `edges{cursor node{${MSG}}} pageInfo{hasPreviousPage startCursor endCursor}`;
-  const Q_POLICY = 'query{uploadPolicy{maxFileBytes maxFiles allowedExtensions allowedMimeTypes maxMessageChars}}';
+  const Q_POLICY = 'query{uploadPolicy{maxFileBytes maxFiles allowedExtensions allowedMimeTypes maxMessageChars virusScanned}}';
   const Q_CHAT = `query($id:UUID!){chat(id:$id){id status unreadCount visitor{name email} messages(last:50){${PAGE}}}}`;
   const Q_OLDER = `query($id:UUID!,$before:String){chat(id:$id){id messages(last:50,before:$before){${PAGE}}}}`;
   const Q_POLL = `query($id:UUID!,$after:String){chat(id:$id){id status unreadCount messages(first:50,after:$after){${PAGE}} recent:messages(last:20){edges{node{id clientMessageId readAt}}}}}`;
@@ -86,7 +86,7 @@
   const quiet = p => p.catch(() => {});
   const gone = e => ['UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND'].includes(e.code);
   // Refusals that sending the same thing again cannot change: no retry, only remove.
-  const FINAL = ['UNSUPPORTED_FILE_TYPE', 'FILE_TOO_LARGE', 'TOO_MANY_FILES', 'MESSAGE_TOO_LONG'];
+  const FINAL = ['UNSUPPORTED_FILE_TYPE', 'FILE_TOO_LARGE', 'TOO_MANY_FILES', 'MESSAGE_TOO_LONG', 'VIRUS_DETECTED'];
   // The server's reasons are lower-case clauses; shown alone, they read as a sentence.
   const sentence = t => (t = String(t || '').trim()) && t[0].toUpperCase() + t.slice(1) + (/[.!?…]$/.test(t) ? '' : '.');
 
@@ -442,8 +442,10 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     const time = h('time', { datetime: m.createdAt, title: new Date(m.createdAt).toLocaleString() }, fmtTime(m.createdAt));
     const meta = h('div', { class: 'meta' }, time);
     if (mine) {
-      const label = { sending: 'Sending…', sent: 'Sent', read: 'Read', failed: 'Not sent' }[state];
-      meta.append(h('span', { 'data-testid': 'chatdesk-status', title: m.readAt ? 'Read ' + new Date(m.readAt).toLocaleString() : null }, label));
+      const label = state === 'sending' && m.scanning ? 'Scanning…' : { sending: 'Sending…', sent: 'Sent', read: 'Read', failed: 'Not sent' }[state];
+      const statusEl = h('span', { 'data-testid': 'chatdesk-status', title: m.readAt ? 'Read ' + new Date(m.readAt).toLocaleString() : null }, label);
+      if (m.local) m.statusEl = statusEl;
+      meta.append(statusEl);
     }
     if (state === 'failed') {
       if (m.error) el.append(h('div', { class: 'fail', 'data-testid': 'chatdesk-message-error' }, m.error));
@@ -741,7 +743,15 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       await ensureChat();
       const vars = { chatId: rec.chatId, body: m.body || null, clientMessageId: m.clientMessageId };
       if (m.files.length) vars.attachments = m.files.map(() => null);
-      const d = await gql(M_SEND, vars, m.files, p => { if (m.bar) m.bar.value = p; });
+      m.scanning = false;
+      const d = await gql(M_SEND, vars, m.files, p => {
+        if (m.bar) m.bar.value = p;
+        // Every byte is up: the server is scanning the files before it stores them.
+        if (p >= 1 && policy && policy.virusScanned && !m.scanning) {
+          m.scanning = true;
+          if (m.statusEl) m.statusEl.textContent = 'Scanning…';
+        }
+      });
       const s = d.sendMessage;
       if (keyOf(s) !== keyOf(m)) msgs.delete(keyOf(m));
       add(s); // replaces the draft: same clientMessageId

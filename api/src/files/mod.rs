@@ -1,11 +1,12 @@
 //! Attachments: what may be uploaded (policy), how images are made safe (images), how an
 //! upload becomes a file ready to store (upload), how a message's uploads are accepted and
-//! stored (accept), the signed links that serve them (signing) and the guarded route (download).
+//! stored (accept), the virus scan on the way in (scan), the signed links that serve them (signing) and the guarded route (download).
 
 pub mod accept;
 pub mod download;
 pub mod images;
 pub mod policy;
+pub mod scan;
 pub mod signing;
 pub mod upload;
 

@@ -173,6 +173,7 @@ impl ChatQuery {
                 .map(str::to_owned)
                 .collect(),
             max_message_chars: settings.max_message_chars.try_into().unwrap_or(i32::MAX),
+            virus_scanned: settings.clamd_url.is_some(),
         })
     }
 }
