@@ -153,10 +153,12 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
         loop {
             every.tick().await;
             let state = &jobs_state;
-            match retention::run_once(
+            match retention::run_jobs(
                 &state.db,
                 state.storage.as_ref(),
+                Some(&state.bus),
                 state.settings.retention_days,
+                state.settings.chat_retention_days,
             )
             .await
             {
@@ -178,7 +180,11 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
             metrics.run_upkeep();
         }
     });
-    let mut tasks = vec![prune, jobs, upkeep];
+    let forget = tokio::spawn(crate::service::erasure::forget_erased_chats(
+        state.bus.clone(),
+        state.clone(),
+    ));
+    let mut tasks = vec![prune, jobs, upkeep, forget];
     if state.settings.is_postgres() {
         tasks.push(tokio::spawn(
             state

@@ -301,7 +301,360 @@ async fn scan_cost_per_10_mib_upload() {
     );
 }
 
+// ---- erasure -------------------------------------------------------------------------------
+
+const DELETE_CHAT: &str = "mutation($id: UUID!) { deleteChat(id: $id) }";
+const INBOX_EVENTS: &str = "subscription { inboxEvents { kind chat { id } } }";
+
+/// Every table of the database but the migrations' own.
+async fn tables(app: &TestApp) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let db = &app.state.db;
+    let sql = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            "SELECT table_name AS name FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+        }
+        _ => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+    };
+    let mut names: Vec<String> = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "name").unwrap())
+        .filter(|name| name != "seaql_migrations")
+        .collect();
+    names.sort();
+    names
+}
+
+async fn columns(app: &TestApp, table: &str) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let db = &app.state.db;
+    let backend = db.get_database_backend();
+    let statement = match backend {
+        DbBackend::Postgres => Statement::from_sql_and_values(
+            backend,
+            "SELECT column_name AS name FROM information_schema.columns WHERE table_name = $1",
+            [table.into()],
+        ),
+        _ => Statement::from_string(
+            backend,
+            format!("SELECT name FROM pragma_table_info('{table}')"),
+        ),
+    };
+    db.query_all_raw(statement)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "name").unwrap())
+        .collect()
+}
+
+/// Rows, in any table, that name one of `ids` in any id-like column (`id`, `*_id`). The audit
+/// table is left out: it names the erased chat on purpose.
+async fn rows_naming(app: &TestApp, ids: &[uuid::Uuid]) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = &app.state.db;
+    let backend = db.get_database_backend();
+    let mut found = Vec::new();
+    for table in tables(app).await {
+        if table == "chat_erasures" {
+            continue;
+        }
+        for column in columns(app, &table).await {
+            if column != "id" && !column.ends_with("_id") {
+                continue;
+            }
+            for id in ids {
+                let placeholder = if backend == sea_orm::DbBackend::Postgres {
+                    "$1"
+                } else {
+                    "?"
+                };
+                let count = db
+                    .query_one_raw(Statement::from_sql_and_values(
+                        backend,
+                        format!("SELECT COUNT(*) AS n FROM {table} WHERE {column} = {placeholder}"),
+                        [(*id).into()],
+                    ))
+                    .await;
+                // A column of another type (an admin's text id, say) cannot hold a UUID.
+                let Ok(Some(row)) = count else { continue };
+                if row.try_get::<i64>("", "n").unwrap_or(0) > 0 {
+                    found.push(format!("{table}.{column} = {id}"));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A chat with text, a photo (file and thumbnail) and a PDF, from both sides: the ids of the
+/// chat, its messages and its attachments.
+async fn busy_chat(app: &TestApp, admin: &str, name: &str) -> (String, String, Vec<uuid::Uuid>) {
+    let (chat_id, token) = app.start_chat(Some(name)).await;
+    app.send(&token, &chat_id, "my order number is 4821").await;
+    let png = samples::png(60, 40);
+    let pdf = samples::pdf();
+    let sent = app
+        .upload_ok(
+            &token,
+            &chat_id,
+            &[
+                ("photo.png", &png, "image/png"),
+                ("invoice.pdf", &pdf, "application/pdf"),
+            ],
+        )
+        .await;
+    let reply = app.send(admin, &chat_id, "thanks, looking").await;
+    app.data(
+        "mutation($id: UUID!) { markChatRead(chatId: $id) { id } }",
+        json!({ "id": chat_id }),
+        Some(admin),
+    )
+    .await;
+    let mut ids = vec![
+        chat_id.parse().unwrap(),
+        sent["id"].as_str().unwrap().parse().unwrap(),
+        reply["id"].as_str().unwrap().parse().unwrap(),
+    ];
+    for attachment in sent["attachments"].as_array().unwrap() {
+        ids.push(attachment["id"].as_str().unwrap().parse().unwrap());
+    }
+    (chat_id, token, ids)
+}
+
+async fn audit_lines(app: &TestApp) -> Vec<entity::chat_erasure::Model> {
+    use sea_orm::{EntityTrait, QueryOrder};
+    entity::chat_erasure::Entity::find()
+        .order_by_asc(entity::chat_erasure::Column::ErasedAt)
+        .all(&app.state.db)
+        .await
+        .unwrap()
+}
+
+async fn erasure_leaves_nothing_behind(backend: Backend, store: Store) {
+    let app = spawn_app_on(backend, &store, |_| {}).await;
+    let admin = app.admin_token().await;
+    let (mine, token, my_ids) = busy_chat(&app, &admin, "Ada").await;
+    let before_mine = app.stored_objects().await;
+    assert_eq!(before_mine.len(), 3, "photo, its thumbnail, PDF");
+    let (theirs, other_token, their_ids) = busy_chat(&app, &admin, "Grace").await;
+    let theirs_objects: Vec<String> = app
+        .stored_objects()
+        .await
+        .into_iter()
+        .filter(|key| !before_mine.contains(key))
+        .collect();
+    let mut inbox = common::ws::subscribe(app.port, Some(&admin), INBOX_EVENTS, json!({})).await;
+
+    // Nobody may erase someone else's chat.
+    let response = app
+        .graphql(DELETE_CHAT, json!({ "id": theirs }), Some(&token))
+        .await;
+    assert_eq!(error_code(&response), Some("FORBIDDEN"), "{response}");
+    let response = app
+        .graphql(DELETE_CHAT, json!({ "id": theirs }), None)
+        .await;
+    assert_eq!(error_code(&response), Some("UNAUTHENTICATED"), "{response}");
+
+    // The visitor erases its own chat.
+    let data = app
+        .data(DELETE_CHAT, json!({ "id": mine }), Some(&token))
+        .await;
+    assert_eq!(data["deleteChat"], true);
+    let event = inbox.expect_kind("inboxEvents", "CHAT_DELETED").await;
+    assert_eq!(event["chat"]["id"], mine.as_str());
+    assert_eq!(rows_naming(&app, &my_ids).await, Vec::<String>::new());
+    assert!(!rows_naming(&app, &their_ids).await.is_empty());
+    assert_eq!(
+        app.stored_objects().await,
+        theirs_objects,
+        "only the other chat's files"
+    );
+    // The token is dead.
+    let response = app
+        .graphql(
+            "query($id: UUID!) { chat(id: $id) { id } }",
+            json!({ "id": mine }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(error_code(&response), Some("UNAUTHENTICATED"), "{response}");
+    let response = app
+        .graphql(DELETE_CHAT, json!({ "id": mine }), Some(&admin))
+        .await;
+    assert_eq!(error_code(&response), Some("NOT_FOUND"), "{response}");
+
+    // An admin erases any chat.
+    let data = app
+        .data(DELETE_CHAT, json!({ "id": theirs }), Some(&admin))
+        .await;
+    assert_eq!(data["deleteChat"], true);
+    assert_eq!(rows_naming(&app, &their_ids).await, Vec::<String>::new());
+    assert!(app.stored_objects().await.is_empty());
+    let response = app
+        .graphql(
+            "mutation($id: UUID!) { markChatRead(chatId: $id) { id } }",
+            json!({ "id": theirs }),
+            Some(&other_token),
+        )
+        .await;
+    assert_eq!(error_code(&response), Some("UNAUTHENTICATED"), "{response}");
+
+    // The audit lines: who, which chat, when, how much; no content.
+    let lines = audit_lines(&app).await;
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].chat_id.to_string(), mine);
+    assert_eq!(lines[0].erased_by, entity::chat_erasure::ErasedBy::Visitor);
+    assert_eq!(lines[0].admin_id, None);
+    assert_eq!((lines[0].message_count, lines[0].file_count), (3, 2));
+    assert_eq!(lines[1].chat_id.to_string(), theirs);
+    assert_eq!(lines[1].erased_by, entity::chat_erasure::ErasedBy::Admin);
+    let me = app.data("{ me { id } }", json!({}), Some(&admin)).await;
+    assert_eq!(
+        lines[1].admin_id.map(|id| id.to_string()).as_deref(),
+        me["me"]["id"].as_str()
+    );
+    assert_eq!(
+        columns(&app, "chat_erasures").await.len(),
+        7,
+        "no column was added that could hold content"
+    );
+}
+
+/// The state a crash between the erasure's commit and its file deletions leaves: rows gone,
+/// files kept. The orphan sweep removes those files once they are an hour old.
+async fn files_of_a_crashed_erasure_are_swept(backend: Backend, store: Store) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app_on(backend, &store, |_| {}).await;
+    let admin = app.admin_token().await;
+    let (chat_id, _, _) = busy_chat(&app, &admin, "Ada").await;
+    let objects = app.stored_objects().await;
+    assert_eq!(objects.len(), 3);
+    entity::chat::Entity::delete_many()
+        .filter(entity::chat::Column::Id.eq(chat_id.parse::<uuid::Uuid>().unwrap()))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(app.row_counts(&chat_id).await, (0, 0), "cascaded");
+    for key in &objects {
+        if !app.backdate(key, Duration::from_secs(2 * 3600)) {
+            eprintln!("S3 without CHATDESK_TEST_S3_DATA: objects cannot be backdated");
+            return;
+        }
+    }
+    let report = api::service::retention::run_once(&app.state.db, app.state.storage.as_ref(), 0)
+        .await
+        .unwrap();
+    assert_eq!(report.removed_orphans, 3);
+    assert!(app.stored_objects().await.is_empty());
+}
+
+/// On Postgres, a token another instance has already confirmed (and memoized) stops working
+/// there too once the chat is erased here.
+async fn an_erased_token_dies_on_every_instance(backend: Backend) {
+    if matches!(backend, Backend::Sqlite) {
+        return; // One instance per SQLite file.
+    }
+    let first = common::spawn_app(backend).await;
+    let second = first.spawn_another().await;
+    let (chat_id, token) = first.start_chat(None).await;
+    let read = "query($id: UUID!) { chat(id: $id) { id } }";
+    second
+        .data(read, json!({ "id": chat_id }), Some(&token))
+        .await;
+    first
+        .data(DELETE_CHAT, json!({ "id": chat_id }), Some(&token))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let response = second
+            .graphql(read, json!({ "id": chat_id }), Some(&token))
+            .await;
+        if error_code(&response) == Some("UNAUTHENTICATED") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still answered: {response}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---- chat retention ------------------------------------------------------------------------
+
+async fn chat_retention_erases_inactive_chats(backend: Backend, store: Store) {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app_on(backend, &store, |settings| {
+        settings.chat_retention_days = 30
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let (old, old_token, old_ids) = busy_chat(&app, &admin, "Old").await;
+    let old_objects = app.stored_objects().await;
+    let (fresh, _, fresh_ids) = busy_chat(&app, &admin, "Fresh").await;
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(31);
+    entity::chat::Entity::update_many()
+        .col_expr(entity::chat::Column::UpdatedAt, Expr::value(long_ago))
+        .col_expr(entity::chat::Column::LastMessageAt, Expr::value(long_ago))
+        .col_expr(entity::chat::Column::CreatedAt, Expr::value(long_ago))
+        .filter(entity::chat::Column::Id.eq(old.parse::<uuid::Uuid>().unwrap()))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    let report = api::service::retention::run_jobs(
+        &app.state.db,
+        app.state.storage.as_ref(),
+        Some(&app.state.bus),
+        0,
+        app.state.settings.chat_retention_days,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.erased_chats, 1, "{report:?}");
+    assert_eq!(rows_naming(&app, &old_ids).await, Vec::<String>::new());
+    for id in &fresh_ids {
+        assert!(!rows_naming(&app, &[*id]).await.is_empty(), "{id} kept");
+    }
+    let left = app.stored_objects().await;
+    assert_eq!(left.len(), 3);
+    assert!(left.iter().all(|key| !old_objects.contains(key)));
+    let lines = audit_lines(&app).await;
+    assert_eq!(lines.len(), 1);
+    assert_eq!(
+        lines[0].erased_by,
+        entity::chat_erasure::ErasedBy::Retention
+    );
+    let response = app
+        .graphql(
+            "query($id: UUID!) { chat(id: $id) { id } }",
+            json!({ "id": old }),
+            Some(&old_token),
+        )
+        .await;
+    assert_eq!(error_code(&response), Some("UNAUTHENTICATED"), "{response}");
+    app.data(
+        "query($id: UUID!) { chat(id: $id) { id } }",
+        json!({ "id": fresh }),
+        Some(&admin),
+    )
+    .await;
+    // Off by default: nothing is erased at 0.
+    let report =
+        api::service::retention::run_jobs(&app.state.db, app.state.storage.as_ref(), None, 0, 0)
+            .await
+            .unwrap();
+    assert_eq!(report.erased_chats, 0);
+}
+
 storage_tests!(
     malware_is_refused_and_clean_files_pass,
     a_stopped_clamd_fails_closed_unless_told_otherwise,
+    erasure_leaves_nothing_behind,
+    files_of_a_crashed_erasure_are_swept,
+    chat_retention_erases_inactive_chats,
 );
+
+backend_tests!(an_erased_token_dies_on_every_instance);

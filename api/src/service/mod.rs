@@ -5,6 +5,7 @@ pub mod admins;
 pub mod chats;
 pub mod cursor;
 pub mod demo;
+pub mod erasure;
 pub mod messages;
 pub mod retention;
 
