@@ -319,6 +319,14 @@ fn router(state: AppState) -> Router {
             "/api/chat/files/{id}/thumbnail",
             get(files::download::thumbnail).with_state(state.clone()),
         )
+        .route(
+            "/api/chat/transcripts/{id}",
+            get(files::transcript::html).with_state(state.clone()),
+        )
+        .route(
+            "/api/chat/transcripts/{id}/json",
+            get(files::transcript::json).with_state(state.clone()),
+        )
         .route("/healthz", get(web::healthz))
         .route("/readyz", get(web::readyz).with_state(state.clone()))
         .route("/metrics", get(web::metrics).with_state(metrics_handle))

@@ -657,4 +657,121 @@ storage_tests!(
     chat_retention_erases_inactive_chats,
 );
 
-backend_tests!(an_erased_token_dies_on_every_instance);
+// ---- transcripts ---------------------------------------------------------------------------
+
+async fn transcript(
+    app: &TestApp,
+    chat_id: &str,
+    json: bool,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let suffix = if json { "/json" } else { "" };
+    let mut request = app
+        .client
+        .get(app.url(&format!("/api/chat/transcripts/{chat_id}{suffix}")));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+async fn transcripts_are_inert_and_guarded(backend: Backend) {
+    let app = common::spawn_app(backend).await;
+    let admin = app.admin_token().await;
+    let (chat_id, token) = app.start_chat(Some("<img src=x onerror=alert(1)>")).await;
+    app.send(&token, &chat_id, "<script>alert(\"owned\")</script> & more")
+        .await;
+    let pdf = samples::pdf();
+    let sent = app
+        .upload_ok(
+            &token,
+            &chat_id,
+            &[("invoice.pdf", &pdf, "application/pdf")],
+        )
+        .await;
+    let attachment_id = sent["attachments"][0]["id"].as_str().unwrap().to_owned();
+    app.send(&admin, &chat_id, "Here is what we found").await;
+
+    for who in [&token, &admin] {
+        let response = transcript(&app, &chat_id, false, Some(who)).await;
+        assert_eq!(response.status(), 200);
+        let headers = response.headers().clone();
+        assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.starts_with("sandbox") && csp.contains("default-src 'none'"),
+            "{csp}"
+        );
+        assert_eq!(headers["cache-control"], "no-store");
+        let page = response.text().await.unwrap();
+        let lower = page.to_ascii_lowercase();
+        assert!(!lower.contains("<script"), "{page}");
+        assert!(!lower.contains("<img"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(&quot;owned&quot;)&lt;/script&gt; &amp; more"));
+        assert!(page.contains("Here is what we found"));
+        assert!(
+            page.contains(&format!("invoice.pdf</a> ({})", human(pdf.len()))),
+            "{page}"
+        );
+        // The signed link serves the file without a credential.
+        let start = page.find("href=\"").unwrap() + 6;
+        let link = page[start..start + page[start..].find('"').unwrap()].replace("&amp;", "&");
+        assert!(link.contains(&attachment_id), "{link}");
+        assert_eq!(app.download(&link).await, pdf);
+    }
+
+    let response = transcript(&app, &chat_id, true, Some(&admin)).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["chat"]["id"], chat_id.as_str());
+    assert_eq!(
+        body["chat"]["visitor"]["name"],
+        "<img src=x onerror=alert(1)>"
+    );
+    let messages = body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 3);
+    assert_eq!(messages[0]["sender"], "VISITOR");
+    assert_eq!(messages[1]["attachments"][0]["name"], "invoice.pdf");
+    assert_eq!(messages[1]["attachments"][0]["sizeBytes"], pdf.len());
+    assert_eq!(messages[2]["sender"], "ADMIN");
+
+    // Everyone else gets the same 404.
+    let (other_chat, other_token) = app.start_chat(None).await;
+    for (chat, json, who) in [
+        (chat_id.as_str(), true, Some(token.as_str())),
+        (chat_id.as_str(), false, Some(other_token.as_str())),
+        (other_chat.as_str(), false, Some(token.as_str())),
+        (chat_id.as_str(), false, None),
+        (chat_id.as_str(), false, Some("vt_made-up")),
+        ("not-a-uuid", false, Some(admin.as_str())),
+        (
+            &uuid::Uuid::now_v7().to_string(),
+            false,
+            Some(admin.as_str()),
+        ),
+    ] {
+        let response = transcript(&app, chat, json, who).await;
+        assert_eq!(response.status(), 404, "{chat} {json} {who:?}");
+    }
+    app.data(DELETE_CHAT, json!({ "id": chat_id }), Some(&admin))
+        .await;
+    assert_eq!(
+        transcript(&app, &chat_id, false, Some(&admin))
+            .await
+            .status(),
+        404
+    );
+}
+
+fn human(bytes: usize) -> String {
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else {
+        format!("{:.1} KB", bytes as f64 / 1024.0)
+    }
+}
+
+backend_tests!(
+    an_erased_token_dies_on_every_instance,
+    transcripts_are_inert_and_guarded
+);

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod erasure;
 pub mod messages;
 pub mod retention;
+pub mod transcript;
 
 use sea_orm::{
     DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions,
