@@ -267,6 +267,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     u.older = h('button', { class: 'older', type: 'button', hidden: true, 'data-testid': 'chatdesk-older', onclick: loadOlder }, 'Earlier messages');
     u.greeting = h('div', { class: 'msg', 'data-testid': 'chatdesk-greeting' }, h('div', { class: 'bubble' }, opt.greeting || 'Hi! Ask us anything — we usually reply within a few minutes.'));
     u.list = h('div', { class: 'msgs', role: 'list' });
+    u.deleted = h('p', { class: 'note', hidden: true, 'data-testid': 'chatdesk-deleted-note' }, 'The conversation was deleted.');
     u.closed = h('p', { class: 'note', hidden: true, 'data-testid': 'chatdesk-closed-note' }, 'This conversation was closed. Write to reopen it.');
     u.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Conversation', 'data-testid': 'chatdesk-thread', tabindex: '0', onscroll: () => { stuck = nearBottom(); } }, u.older, u.greeting, u.list, u.closed, u.deleted);
     u.typing = h('div', { class: 'typing', hidden: true, 'data-testid': 'chatdesk-typing', 'aria-live': 'polite' }, 'Support is typing…');
@@ -291,7 +292,6 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       h('button', { type: 'button', role: 'menuitem', 'data-testid': 'chatdesk-transcript', onclick: () => { toggleMenu(false); downloadTranscript(); } }, 'Download transcript'),
       h('button', { type: 'button', role: 'menuitem', class: 'danger', 'data-testid': 'chatdesk-delete', onclick: () => { toggleMenu(false); u.confirm.hidden = true; u.delBar.hidden = false; u.delBar.querySelector('.btn').focus(); } }, 'Delete this conversation'));
     u.menuBtn = h('button', { class: 'ib', type: 'button', 'aria-label': 'More', title: 'More', 'aria-haspopup': 'menu', 'aria-expanded': 'false', 'data-testid': 'chatdesk-menu-button', hidden: true, onclick: () => toggleMenu(u.menu.hidden) }, icon(I_MORE));
-    u.deleted = h('p', { class: 'note', hidden: true, 'data-testid': 'chatdesk-deleted-note' }, 'The conversation was deleted.');
     u.drop = h('div', { class: 'drop', hidden: true }, 'Drop files to attach');
     u.panel = h('div', { class: 'panel', id: 'cd-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'cd-title', hidden: true, 'data-testid': 'chatdesk-panel', onkeydown: onPanelKey },
       h('div', { class: 'hd' }, h('h2', { id: 'cd-title' }, title), u.newBtn, u.menuBtn,

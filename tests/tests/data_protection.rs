@@ -775,3 +775,166 @@ backend_tests!(
     an_erased_token_dies_on_every_instance,
     transcripts_are_inert_and_guarded
 );
+
+// ---- in the browser ------------------------------------------------------------------------
+
+const ROOT: &str = "document.querySelector('chatdesk-widget').shadowRoot";
+
+fn w(testid: &str) -> String {
+    format!("{ROOT}.querySelector('[data-testid=\"{testid}\"]')")
+}
+
+/// The widget saves a transcript that, opened in the browser, runs nothing; then deletes the
+/// conversation after a confirmation, which the server forgets entirely, and a new message
+/// starts a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widget_saves_a_transcript_and_deletes_the_conversation() {
+    use common::browser::{Browser, chromium_path, spawn_browser_app};
+    const WAIT: Duration = Duration::from_secs(15);
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 900).await;
+    page.goto(&app.url("/")).await;
+    page.wait_for(&w("chatdesk-launcher"), WAIT).await;
+    page.click(&w("chatdesk-launcher")).await;
+    page.wait_for(
+        &format!(
+            "!{}.hidden && {ROOT}.activeElement === {}",
+            w("chatdesk-panel"),
+            w("chatdesk-input")
+        ),
+        WAIT,
+    )
+    .await;
+    let hostile =
+        "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\"> hello";
+    page.type_text(hostile).await;
+    page.press("Enter", 0).await;
+    page.wait_for(
+        &format!(
+            "[...{ROOT}.querySelectorAll('[data-testid=\"chatdesk-message\"]')].some(m => m.dataset.state === 'sent')"
+        ),
+        WAIT,
+    )
+    .await;
+    let record = page
+        .eval("JSON.parse(localStorage.getItem('chatdesk:' + location.origin + '/'))")
+        .await;
+    let chat_id = record["chatId"].as_str().unwrap().to_owned();
+    let token = record["token"].as_str().unwrap().to_owned();
+    let admin = app.admin_token().await;
+    app.send(&admin, &chat_id, "Answer from support").await;
+
+    // Download transcript: the saved blob is captured on its way to the download link.
+    page.eval(
+        "window.__blobs = []; { const make = URL.createObjectURL.bind(URL); \
+         URL.createObjectURL = b => { window.__blobs.push(b); return make(b); }; } true",
+    )
+    .await;
+    page.click(&w("chatdesk-menu-button")).await;
+    page.wait_for(&format!("!{}.hidden", w("chatdesk-menu")), WAIT)
+        .await;
+    page.click(&w("chatdesk-transcript")).await;
+    page.wait_for("window.__blobs.length === 1", WAIT).await;
+    let saved = page.eval("window.__blobs[0].text()").await;
+    let saved = saved.as_str().unwrap();
+    assert!(!saved.to_ascii_lowercase().contains("<script"), "{saved}");
+    assert!(saved.contains("Answer from support"), "{saved}");
+
+    // The transcript opened in the browser: the text shows as text, nothing runs.
+    let viewer = browser.page(1000, 800).await;
+    viewer.call("Network.enable", json!({})).await;
+    viewer
+        .call(
+            "Network.setExtraHTTPHeaders",
+            json!({ "headers": { "Authorization": format!("Bearer {token}") } }),
+        )
+        .await;
+    viewer
+        .goto(&app.url(&format!("/api/chat/transcripts/{chat_id}")))
+        .await;
+    let opened = viewer
+        .eval(
+            "({ scripts: document.scripts.length, images: document.images.length, \
+               pwned: window.__pwned ?? null, origin: self.origin, \
+               text: document.body.innerText })",
+        )
+        .await;
+    assert_eq!(opened["scripts"], 0, "{opened}");
+    assert_eq!(opened["images"], 0, "{opened}");
+    assert_eq!(opened["pwned"], Value::Null, "{opened}");
+    assert_eq!(opened["origin"], "null", "sandboxed: {opened}");
+    let text = opened["text"].as_str().unwrap();
+    assert!(text.contains(hostile), "{text}");
+    assert!(text.contains("Answer from support"), "{text}");
+
+    // Delete this conversation: asks first.
+    page.click(&w("chatdesk-menu-button")).await;
+    page.wait_for(&format!("!{}.hidden", w("chatdesk-menu")), WAIT)
+        .await;
+    page.click(&w("chatdesk-delete")).await;
+    page.wait_for(&format!("!{}.hidden", w("chatdesk-delete-bar")), WAIT)
+        .await;
+    assert!(
+        app.data(
+            "query($id: UUID!) { chat(id: $id) { id } }",
+            json!({ "id": chat_id }),
+            Some(&admin)
+        )
+        .await["chat"]
+            .is_object(),
+        "nothing is deleted before the confirmation"
+    );
+    page.click(&w("chatdesk-delete-confirm")).await;
+    page.wait_for(&format!("!{}.hidden", w("chatdesk-deleted-note")), WAIT)
+        .await;
+    assert_eq!(
+        page.eval("localStorage.getItem('chatdesk:' + location.origin + '/')")
+            .await,
+        Value::Null
+    );
+    assert_eq!(
+        page.eval(&format!(
+            "{ROOT}.querySelectorAll('[data-testid=\"chatdesk-message\"]').length"
+        ))
+        .await,
+        0
+    );
+    let gone = app
+        .data(
+            "query($id: UUID!) { chat(id: $id) { id } }",
+            json!({ "id": chat_id }),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(gone["chat"], Value::Null);
+    let response = app
+        .graphql(
+            "query($id: UUID!) { chat(id: $id) { id } }",
+            json!({ "id": chat_id }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(error_code(&response), Some("UNAUTHENTICATED"));
+
+    // Writing again starts a new conversation.
+    page.click(&w("chatdesk-input")).await;
+    page.type_text("one more question").await;
+    page.press("Enter", 0).await;
+    page.wait_for(
+        &format!(
+            "[...{ROOT}.querySelectorAll('[data-testid=\"chatdesk-message\"]')].some(m => m.dataset.state === 'sent')"
+        ),
+        WAIT,
+    )
+    .await;
+    let record = page
+        .eval("JSON.parse(localStorage.getItem('chatdesk:' + location.origin + '/'))")
+        .await;
+    assert_ne!(record["chatId"].as_str().unwrap(), chat_id);
+    let errors = page.script_errors();
+    assert!(errors.is_empty(), "script errors: {errors:#?}");
+}
