@@ -888,12 +888,24 @@ async fn widget_saves_a_transcript_and_deletes_the_conversation() {
     assert!(text.contains("Answer from support"), "{text}");
 
     // Delete this conversation: asks first.
+    let axe = common::browser::axe_source();
     page.click(&w("chatdesk-menu-button")).await;
     page.wait_for(&format!("!{}.hidden", w("chatdesk-menu")), WAIT)
         .await;
+    if let Some(axe) = &axe {
+        let found = common::browser::serious_accessibility_violations(&page, axe).await;
+        assert!(found.is_empty(), "with the menu open: {found:#?}");
+    }
+    let shots = common::browser::screenshot_dir("widget/data-protection");
+    page.screenshot(&shots.join("1-menu.png")).await;
     page.click(&w("chatdesk-delete")).await;
     page.wait_for(&format!("!{}.hidden", w("chatdesk-delete-bar")), WAIT)
         .await;
+    if let Some(axe) = &axe {
+        let found = common::browser::serious_accessibility_violations(&page, axe).await;
+        assert!(found.is_empty(), "with the confirmation open: {found:#?}");
+    }
+    page.screenshot(&shots.join("2-confirm-delete.png")).await;
     assert!(
         app.data(
             "query($id: UUID!) { chat(id: $id) { id } }",
@@ -907,6 +919,7 @@ async fn widget_saves_a_transcript_and_deletes_the_conversation() {
     page.click(&w("chatdesk-delete-confirm")).await;
     page.wait_for(&format!("!{}.hidden", w("chatdesk-deleted-note")), WAIT)
         .await;
+    page.screenshot(&shots.join("3-deleted.png")).await;
     assert_eq!(
         page.eval("localStorage.getItem('chatdesk:' + location.origin + '/')")
             .await,
@@ -953,4 +966,118 @@ async fn widget_saves_a_transcript_and_deletes_the_conversation() {
     assert_ne!(record["chatId"].as_str().unwrap(), chat_id);
     let errors = page.script_errors();
     assert!(errors.is_empty(), "script errors: {errors:#?}");
+}
+
+/// The admin page: the chat view saves a transcript and deletes the chat after a confirmation;
+/// another admin's list drops the chat live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_saves_a_transcript_and_deletes_a_chat_from_the_chat_view() {
+    use common::browser::{Browser, Page, chromium_path, spawn_browser_app};
+    use common::{ADMIN_EMAIL, ADMIN_PASSWORD};
+    const WAIT: Duration = Duration::from_secs(15);
+    const LIVE: Duration = Duration::from_secs(5);
+    fn t(testid: &str) -> String {
+        format!("document.querySelector('[data-testid=\"{testid}\"]')")
+    }
+    fn row(chat_id: &str) -> String {
+        format!("document.querySelector('[data-testid=\"chat-row\"][data-chat-id=\"{chat_id}\"]')")
+    }
+    async fn sign_in(page: &Page<'_>, app: &TestApp) {
+        page.goto(&app.url("/admin666/")).await;
+        page.wait_for(
+            &format!(
+                "!document.getElementById('login-view').hidden && document.activeElement === {}",
+                t("login-email")
+            ),
+            WAIT,
+        )
+        .await;
+        page.type_text(ADMIN_EMAIL).await;
+        page.click(&t("login-password")).await;
+        page.type_text(ADMIN_PASSWORD).await;
+        page.press("Enter", 0).await;
+        page.wait_for(
+            &format!(
+                "!document.getElementById('app').hidden && {}.dataset.state === 'live'",
+                t("conn-state")
+            ),
+            WAIT,
+        )
+        .await;
+    }
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let (chat_id, token) = app.start_chat(Some("Ada")).await;
+    app.send(
+        &token,
+        &chat_id,
+        "<script>window.__pwned = 1</script> please delete me",
+    )
+    .await;
+    let (kept, _) = app.start_chat(Some("Grace")).await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 900).await;
+    let other = browser.page(1280, 900).await;
+    sign_in(&page, &app).await;
+    sign_in(&other, &app).await;
+    for admin_page in [&page, &other] {
+        admin_page.wait_for(&row(&chat_id), WAIT).await;
+    }
+
+    page.click(&row(&chat_id)).await;
+    page.wait_for(
+        &format!(
+            "!{}.hidden && {}.textContent.includes('Ada')",
+            t("chat-view"),
+            t("chat-title")
+        ),
+        WAIT,
+    )
+    .await;
+    page.eval(
+        "window.__blobs = []; { const make = URL.createObjectURL.bind(URL); \
+         URL.createObjectURL = b => { window.__blobs.push(b); return make(b); }; } true",
+    )
+    .await;
+    page.click(&t("transcript-download")).await;
+    page.wait_for("window.__blobs.length === 1", WAIT).await;
+    let saved = page.eval("window.__blobs[0].text()").await;
+    let saved = saved.as_str().unwrap();
+    assert!(saved.contains("please delete me"), "{saved}");
+    assert!(!saved.to_ascii_lowercase().contains("<script"), "{saved}");
+
+    page.click(&t("delete-chat")).await;
+    page.wait_for(&format!("!{}.hidden", t("delete-bar")), WAIT)
+        .await;
+    page.click(&t("delete-cancel")).await;
+    page.wait_for(&format!("{}.hidden", t("delete-bar")), WAIT)
+        .await;
+    page.click(&t("delete-chat")).await;
+    page.click(&t("delete-confirm")).await;
+    page.wait_for(
+        &format!("{}.hidden && !{}", t("chat-view"), row(&chat_id)),
+        WAIT,
+    )
+    .await;
+    other.wait_for(&format!("!{}", row(&chat_id)), LIVE).await;
+    assert_eq!(
+        other.eval(&format!("!!{}", row(&kept))).await,
+        true,
+        "only that chat left the list"
+    );
+    let admin = app.admin_token().await;
+    let gone = app
+        .data(
+            "query($id: UUID!) { chat(id: $id) { id } }",
+            json!({ "id": chat_id }),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(gone["chat"], Value::Null);
+    for admin_page in [&page, &other] {
+        let errors = admin_page.script_errors();
+        assert!(errors.is_empty(), "script errors: {errors:#?}");
+    }
 }
