@@ -98,7 +98,8 @@ impl Error {
                 format!("a message may be at most {max} characters long")
             }
             Self::VirusDetected { file_name } => {
-                format!("{file_name} was refused: the virus scan found malware in it")
+                // The name last: clients capitalize a message's first letter.
+                format!("the virus scan found malware in {file_name}; the message was not sent")
             }
             Self::Unavailable(_) => {
                 "the service is temporarily unavailable; try again shortly".into()

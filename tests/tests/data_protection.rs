@@ -1081,3 +1081,95 @@ async fn an_admin_saves_a_transcript_and_deletes_a_chat_from_the_chat_view() {
         assert!(errors.is_empty(), "script errors: {errors:#?}");
     }
 }
+
+/// With scanning on, the widget says "Scanning…" once a file is up, until it is stored; a file
+/// clamd refuses shows the server's reason under the message, to remove, not to retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_says_scanning_and_shows_a_refused_file() {
+    use common::browser::{Browser, chromium_path, spawn_browser_app_with, write_file};
+    const WAIT: Duration = Duration::from_secs(15);
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let Some(clamd) = Clamd::start(&[("EICAR", EICAR)], false) else {
+        return;
+    };
+    let address = clamd.address.clone();
+    let app = spawn_browser_app_with(move |settings| settings.clamd_url = Some(address)).await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 900).await;
+    page.goto(&app.url("/")).await;
+    page.wait_for(&w("chatdesk-launcher"), WAIT).await;
+    page.click(&w("chatdesk-launcher")).await;
+    page.wait_for(&format!("!{}.hidden", w("chatdesk-panel")), WAIT)
+        .await;
+    // Every status label the messages show, in order.
+    page.eval(&format!(
+        "window.__statuses = []; new MutationObserver(() => {{ \
+           for (const s of {ROOT}.querySelectorAll('[data-testid=\"chatdesk-status\"]')) {{ \
+             if (window.__statuses.at(-1) !== s.textContent) window.__statuses.push(s.textContent); }} \
+         }}).observe({ROOT}, {{ subtree: true, childList: true, characterData: true }}); true"
+    ))
+    .await;
+    let files = tempfile::tempdir().unwrap();
+    let messages = format!("[...{ROOT}.querySelectorAll('[data-testid=\"chatdesk-message\"]')]");
+    for (index, (name, bytes)) in [
+        (
+            "notes.txt",
+            "a clean line of notes\n".repeat(100_000).into_bytes(),
+        ),
+        ("eicar.txt", EICAR.to_vec()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = write_file(files.path(), name, &bytes);
+        page.set_files(&w("chatdesk-file-input"), &[&path]).await;
+        page.wait_for(
+            &format!(
+                "{ROOT}.querySelectorAll('[data-testid=\"chatdesk-pending-file\"]').length === 1"
+            ),
+            WAIT,
+        )
+        .await;
+        page.click(&w("chatdesk-send")).await;
+        page.wait_for(
+            &format!(
+                "{messages}.length === {} && ['sent', 'read', 'failed'].includes({messages}.at(-1).dataset.state)",
+                index + 1
+            ),
+            WAIT,
+        )
+        .await;
+    }
+    let statuses = page.eval("window.__statuses").await;
+    let statuses: Vec<&str> = statuses
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let scanning = statuses.iter().position(|s| *s == "Scanning…");
+    let sent = statuses.iter().position(|s| *s == "Sent");
+    assert!(
+        matches!((scanning, sent), (Some(a), Some(b)) if a < b),
+        "Scanning… then Sent: {statuses:?}"
+    );
+    let last = page
+        .eval(&format!(
+            "(m => ({{ state: m.dataset.state, \
+               error: m.querySelector('[data-testid=chatdesk-message-error]')?.textContent, \
+               retry: !!m.querySelector('[data-testid=chatdesk-retry]') }}))({messages}.at(-1))"
+        ))
+        .await;
+    assert_eq!(last["state"], "failed", "{last}");
+    let error = last["error"].as_str().unwrap();
+    assert!(
+        error.contains("eicar.txt") && error.contains("virus"),
+        "{error}"
+    );
+    assert_eq!(last["retry"], false, "{last}");
+    assert_eq!(app.stored_objects().await.len(), 1, "only the clean file");
+    let errors = page.script_errors();
+    assert!(errors.is_empty(), "script errors: {errors:#?}");
+}
