@@ -43,3 +43,23 @@ impl VisitorChats {
         self.0.insert(token_hash, chat_id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_erased_chat_is_forgotten_and_only_it() {
+        let chats = VisitorChats::default();
+        let (erased, kept) = (Uuid::now_v7(), Uuid::now_v7());
+        chats.remember([1; 32], erased);
+        chats.remember([2; 32], erased);
+        chats.remember([3; 32], kept);
+        chats.forget_chat(erased);
+        assert_eq!(chats.get(&[1; 32]), None);
+        assert_eq!(chats.get(&[2; 32]), None);
+        assert_eq!(chats.get(&[3; 32]), Some(kept));
+        chats.forget_all();
+        assert_eq!(chats.get(&[3; 32]), None);
+    }
+}
