@@ -411,7 +411,8 @@ async fn rows_naming(app: &TestApp, ids: &[uuid::Uuid]) -> Vec<String> {
 /// chat, its messages and its attachments.
 async fn busy_chat(app: &TestApp, admin: &str, name: &str) -> (String, String, Vec<uuid::Uuid>) {
     let (chat_id, token) = app.start_chat(Some(name)).await;
-    app.send(&token, &chat_id, "my order number is 4821").await;
+    app.send(&token, &chat_id, &format!("{name}'s order number is 4821"))
+        .await;
     let png = samples::png(60, 40);
     let pdf = samples::pdf();
     let sent = app
@@ -485,6 +486,17 @@ async fn erasure_leaves_nothing_behind(backend: Backend, store: Store) {
     assert_eq!(event["chat"]["id"], mine.as_str());
     assert_eq!(rows_naming(&app, &my_ids).await, Vec::<String>::new());
     assert!(!rows_naming(&app, &their_ids).await.is_empty());
+    // Nor does the search index (FTS5 tables on SQLite) still know the words or the name.
+    for term in ["Ada's order number", "Ada"] {
+        let found = app
+            .data(
+                "query($q: String) { chats(filter: { search: $q }) { edges { node { id } } } }",
+                json!({ "q": term }),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(found["chats"]["edges"], json!([]), "{term}");
+    }
     assert_eq!(
         app.stored_objects().await,
         theirs_objects,
