@@ -163,10 +163,12 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
         loop {
             every.tick().await;
             let state = &jobs_state;
-            match retention::run_once(
+            match retention::run_jobs(
                 &state.db,
                 state.storage.as_ref(),
+                Some(&state.bus),
                 state.settings.retention_days,
+                state.settings.chat_retention_days,
             )
             .await
             {
@@ -188,7 +190,11 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
             metrics.run_upkeep();
         }
     });
-    let mut tasks = vec![prune, jobs, upkeep];
+    let forget = tokio::spawn(crate::service::erasure::forget_erased_chats(
+        state.bus.clone(),
+        state.clone(),
+    ));
+    let mut tasks = vec![prune, jobs, upkeep, forget];
     if state.settings.is_postgres() {
         let admins = state.clone();
         tasks.push(tokio::spawn(
@@ -349,6 +355,14 @@ fn router(state: AppState) -> Router {
         .route(
             "/api/chat/files/{id}/thumbnail",
             get(files::download::thumbnail).with_state(state.clone()),
+        )
+        .route(
+            "/api/chat/transcripts/{id}",
+            get(files::transcript::html).with_state(state.clone()),
+        )
+        .route(
+            "/api/chat/transcripts/{id}/json",
+            get(files::transcript::json).with_state(state.clone()),
         )
         .route("/healthz", get(web::healthz))
         .route("/readyz", get(web::readyz).with_state(state.clone()))

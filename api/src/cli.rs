@@ -209,10 +209,21 @@ async fn run(command: Command) -> Result<(), String> {
                 .map_err(|e| format!("migration failed: {e}"))?;
             let storage =
                 crate::storage::from_settings(&settings.storage).map_err(|e| e.message())?;
-            let report =
-                crate::service::retention::run_once(&db, storage.as_ref(), settings.retention_days)
-                    .await
-                    .map_err(|e| e.message())?;
+            let report = crate::service::retention::run_jobs(
+                &db,
+                storage.as_ref(),
+                None,
+                settings.retention_days,
+                settings.chat_retention_days,
+            )
+            .await
+            .map_err(|e| e.message())?;
+            if report.erased_chats > 0 {
+                println!(
+                    "erased {} chat(s) inactive for over {} days",
+                    report.erased_chats, settings.chat_retention_days
+                );
+            }
             if report.skipped {
                 println!("another instance is running the jobs right now; nothing done");
             } else if settings.retention_days == 0 {

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use crate::files::scan::ClamdAddress;
+
 /// A string that prints as `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -127,6 +129,13 @@ pub struct Settings {
     pub metrics_token: Option<Secret>,
     pub admin_email: Option<String>,
     pub admin_password: Option<Secret>,
+    /// `CHATDESK_CLAMD_URL`: scan every upload with this clamd (none: no scanning).
+    pub clamd_url: Option<ClamdAddress>,
+    /// Store uploads unscanned (with a warning) when clamd cannot answer, instead of refusing.
+    pub clamd_fail_open: bool,
+    pub clamd_timeout_secs: u64,
+    /// Whole chats with no activity for this many days are erased (0 = keep forever).
+    pub chat_retention_days: u32,
 }
 
 pub const DEFAULT_EXTENSIONS: &[&str] =
@@ -298,6 +307,25 @@ impl Settings {
             metrics_token: var("CHATDESK_METRICS_TOKEN").map(Secret::new),
             admin_email: var("CHATDESK_ADMIN_EMAIL"),
             admin_password: var("CHATDESK_ADMIN_PASSWORD").map(Secret::new),
+            clamd_url: var("CHATDESK_CLAMD_URL")
+                .map(|url| url.trim().parse())
+                .transpose()
+                .map_err(|error| format!("CHATDESK_CLAMD_URL: {error}"))?,
+            clamd_fail_open: boolean(
+                "CHATDESK_CLAMD_FAIL_OPEN",
+                var("CHATDESK_CLAMD_FAIL_OPEN"),
+                false,
+            )?,
+            clamd_timeout_secs: number(
+                "CHATDESK_CLAMD_TIMEOUT_SECS",
+                var("CHATDESK_CLAMD_TIMEOUT_SECS"),
+                30,
+            )?,
+            chat_retention_days: number(
+                "CHATDESK_CHAT_RETENTION_DAYS",
+                var("CHATDESK_CHAT_RETENTION_DAYS"),
+                0,
+            )?,
         })
     }
 

@@ -31,6 +31,10 @@ pub enum Error {
     MessageTooLong {
         max: usize,
     },
+    /// The virus scanner found malware in an upload. Names the file, never the signature.
+    VirusDetected {
+        file_name: String,
+    },
     /// The database or the file storage cannot be reached; retrying later may work.
     Unavailable(anyhow::Error),
     Internal(anyhow::Error),
@@ -48,6 +52,7 @@ impl Error {
             Self::TooManyFiles { .. } => "TOO_MANY_FILES",
             Self::UnsupportedFileType(_) => "UNSUPPORTED_FILE_TYPE",
             Self::MessageTooLong { .. } => "MESSAGE_TOO_LONG",
+            Self::VirusDetected { .. } => "VIRUS_DETECTED",
             Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
@@ -64,6 +69,7 @@ impl Error {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedFileType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::VirusDetected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -90,6 +96,10 @@ impl Error {
             Self::TooManyFiles { max } => format!("a message may carry at most {max} files"),
             Self::MessageTooLong { max } => {
                 format!("a message may be at most {max} characters long")
+            }
+            Self::VirusDetected { file_name } => {
+                // The name last: clients capitalize a message's first letter.
+                format!("the virus scan found malware in {file_name}; the message was not sent")
             }
             Self::Unavailable(_) => {
                 "the service is temporarily unavailable; try again shortly".into()

@@ -55,6 +55,14 @@ impl<K: Eq + Hash, V: Clone> Memo<K, V> {
             .remove(key);
     }
 
+    /// Drops the entries `keep` says no to (a rare, whole-memo pass).
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        self.entries
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|key, value| keep(key, value));
+    }
+
     pub fn len(&self) -> usize {
         self.entries
             .read()

@@ -93,15 +93,26 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the database answers and the storage accepts a write.
+/// Ready when the database answers and the storage accepts a write, and (when uploads are
+/// scanned) clamd answers `PING`. A clamd that fails open reports but does not make us unready:
+/// uploads still go through.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = state.db.execute_unprepared("SELECT 1").await.map(|_| ());
     let storage = state.storage_ready().await;
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "database": if database.is_ok() { "ok" } else { "unavailable" },
         "storage": if storage { "ok" } else { "unavailable" },
     });
-    let status = if database.is_ok() && storage {
+    let mut ready = database.is_ok() && storage;
+    if let Some(scanner) = crate::files::scan::Scanner::from_settings(&state.settings) {
+        let fail_open = scanner.fail_open();
+        let answered = tokio::task::spawn_blocking(move || scanner.ping())
+            .await
+            .is_ok_and(|ping| ping.is_ok());
+        body["clamd"] = (if answered { "ok" } else { "unavailable" }).into();
+        ready &= answered || fail_open;
+    }
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

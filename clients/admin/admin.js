@@ -25,6 +25,7 @@ const Q_POLL_CHAT = `query($id:UUID!,$after:String){chat(id:$id){${ROW} messages
 const M_LOGIN = 'mutation($email:String!,$password:String!){login(email:$email,password:$password){token expiresAt admin{id email name}}}';
 const M_SEND = `mutation($chatId:UUID!,$body:String,$attachments:[Upload!],$clientMessageId:String){sendMessage(chatId:$chatId,body:$body,attachments:$attachments,clientMessageId:$clientMessageId){${MSG}}}`;
 const M_READ = `mutation($chatId:UUID!){markChatRead(chatId:$chatId){${ROW}}}`;
+const M_DELETE = 'mutation($id:UUID!){deleteChat(id:$id)}';
 const M_STATUS = `mutation($chatId:UUID!,$status:ChatStatus!){setChatStatus(chatId:$chatId,status:$status){${ROW}}}`;
 const M_VISITOR = `mutation($chatId:UUID!,$input:VisitorInput!){updateVisitor(chatId:$chatId,input:$input){${ROW}}}`;
 const M_TYPING = 'mutation($chatId:UUID!,$typing:Boolean!){setTyping(chatId:$chatId,typing:$typing)}';
@@ -447,6 +448,7 @@ function refreshUnread() {
 
 // ---- the chat view ----
 function closeChat() {
+  $('delete-bar').hidden = true;
   if (S.live && S.chatSub) S.live.unsubscribe(S.chatSub);
   S.chatSub = null;
   S.openId = null;
@@ -756,6 +758,50 @@ function attEl(a, m) {
     link);
 }
 
+/** A deleted chat leaves the list (and the view, if open). */
+function dropChat(id, message) {
+  const i = S.rows.findIndex((r) => r.id === id);
+  if (i >= 0) {
+    S.rows.splice(i, 1);
+    S.total = Math.max(0, S.total - 1);
+    renderList();
+  }
+  if (id === S.openId) {
+    $('delete-bar').hidden = true;
+    closeChat();
+    writeUrl();
+    if (message) toast(message);
+  }
+  refreshUnread();
+}
+
+async function deleteOpenChat() {
+  const id = S.openId;
+  if (!id) return;
+  const button = $('delete-confirm');
+  button.disabled = true;
+  try {
+    await gql(M_DELETE, { id });
+    dropChat(id, 'Chat deleted.');
+  } catch (err) {
+    if (err.code === 'NOT_FOUND') dropChat(id, 'This chat was deleted.');
+    else toast(err.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** The open chat's transcript (HTML), fetched with the session's token and saved. */
+function downloadTranscript() {
+  const id = S.openId;
+  if (!id) return;
+  authorizedBlob(`/api/chat/transcripts/${id}`).then((blob) => {
+    const url = URL.createObjectURL(blob);
+    h('a', { href: url, download: `chat-${shortId(id)}-transcript.html` }).click();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }, () => toast('The transcript could not be downloaded.'));
+}
+
 function authorizedBlob(path) {
   return fetch(path, { headers: { Authorization: `Bearer ${S.session.token}` } }).then((r) => (r.ok ? r.blob() : Promise.reject(r.status)));
 }
@@ -896,6 +942,7 @@ function stopPoll() {
 function onInboxEvent(ev) {
   if (!ev || !ev.chat) return;
   const c = ev.chat;
+  if (ev.kind === 'CHAT_DELETED') return dropChat(c.id, c.id === S.openId ? 'This chat was deleted.' : null);
   if (c.id === S.openId) onChatEvent(ev);
   if (ev.kind === 'TYPING') return;
   if (ev.kind === 'MESSAGE_ADDED' && ev.message && ev.message.sender === 'VISITOR') notifyNew(c, ev.message);
@@ -905,6 +952,7 @@ function onInboxEvent(ev) {
 
 function onChatEvent(ev) {
   if (!ev || !ev.chat || ev.chat.id !== S.openId) return;
+  if (ev.kind === 'CHAT_DELETED') return dropChat(ev.chat.id, 'This chat was deleted.');
   if (ev.kind === 'TYPING') {
     if (ev.sender === 'VISITOR') showTyping(!!ev.typing);
     return;
@@ -1136,6 +1184,16 @@ function bind() {
     S.stuck = t.scrollHeight - t.scrollTop - t.clientHeight < 80;
   });
   $('status-select').addEventListener('change', (e) => setStatus(e.target.value));
+  $('transcript-download').addEventListener('click', downloadTranscript);
+  $('delete-chat').addEventListener('click', () => {
+    $('delete-bar').hidden = false;
+    $('delete-cancel').focus();
+  });
+  $('delete-cancel').addEventListener('click', () => {
+    $('delete-bar').hidden = true;
+    $('delete-chat').focus();
+  });
+  $('delete-confirm').addEventListener('click', deleteOpenChat);
   $('visitor-form').addEventListener('submit', saveVisitor);
   $('visitor-form').addEventListener('input', () => { S.visitorDirty = true; });
   $('reply-form').addEventListener('submit', (e) => { e.preventDefault(); sendReply(); });

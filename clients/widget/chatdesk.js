@@ -23,7 +23,7 @@
   const ATT = 'id name mimeType sizeBytes width height url thumbnailUrl purged';
   const MSG = `id chatId sender senderLabel body createdAt readAt clientMessageId attachments{${ATT}}`;
   const PAGE = `edges{cursor node{${MSG}}} pageInfo{hasPreviousPage startCursor endCursor}`;
-  const Q_POLICY = 'query{uploadPolicy{maxFileBytes maxFiles allowedExtensions allowedMimeTypes maxMessageChars}}';
+  const Q_POLICY = 'query{uploadPolicy{maxFileBytes maxFiles allowedExtensions allowedMimeTypes maxMessageChars virusScanned}}';
   const Q_CHAT = `query($id:UUID!){chat(id:$id){id status unreadCount visitor{name email} messages(last:50){${PAGE}}}}`;
   const Q_OLDER = `query($id:UUID!,$before:String){chat(id:$id){id messages(last:50,before:$before){${PAGE}}}}`;
   const Q_POLL = `query($id:UUID!,$after:String){chat(id:$id){id status unreadCount messages(first:50,after:$after){${PAGE}} recent:messages(last:20){edges{node{id clientMessageId readAt}}}}}`;
@@ -32,6 +32,7 @@
   const M_READ = 'mutation($chatId:UUID!){markChatRead(chatId:$chatId){id unreadCount}}';
   const M_VISITOR = 'mutation($chatId:UUID!,$input:VisitorInput!){updateVisitor(chatId:$chatId,input:$input){id visitor{name email}}}';
   const M_TYPING = 'mutation($chatId:UUID!,$typing:Boolean!){setTyping(chatId:$chatId,typing:$typing)}';
+  const M_DELETE = 'mutation($id:UUID!){deleteChat(id:$id)}';
   const S_EVENTS = `subscription($chatId:UUID!){chatEvents(chatId:$chatId){kind typing sender chat{id status unreadCount visitor{name email}} message{${MSG}}}}`;
 
   // ---- storage: {chatId, token, asked} per API base; survives reloads, shared by tabs ----
@@ -100,7 +101,7 @@
   const quiet = p => p.catch(() => {});
   const gone = e => ['UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND'].includes(e.code);
   // Refusals that sending the same thing again cannot change: no retry, only remove.
-  const FINAL = ['UNSUPPORTED_FILE_TYPE', 'FILE_TOO_LARGE', 'TOO_MANY_FILES', 'MESSAGE_TOO_LONG'];
+  const FINAL = ['UNSUPPORTED_FILE_TYPE', 'FILE_TOO_LARGE', 'TOO_MANY_FILES', 'MESSAGE_TOO_LONG', 'VIRUS_DETECTED'];
   // The server's reasons are lower-case clauses; shown alone, they read as a sentence.
   const sentence = t => (t = String(t || '').trim()) && t[0].toUpperCase() + t.slice(1) + (/[.!?…]$/.test(t) ? '' : '.');
 
@@ -132,6 +133,7 @@
   const I_CLIP = 'M21 11.5l-8.4 8.4a5 5 0 0 1-7.1-7.1l8.4-8.4a3.4 3.4 0 0 1 4.8 4.8l-8.4 8.4a1.7 1.7 0 0 1-2.4-2.4l7.7-7.7';
   const I_SEND = 'M4 12l16-8-6 16-2.5-6.5z';
   const I_NEW = 'M12 5v14M5 12h14';
+  const I_MORE = 'M12 5.5v.01M12 12v.01M12 18.5v.01';
   // Visitor text may carry links: made clickable, still built from text nodes.
   const linkify = text => {
     const out = [];
@@ -176,6 +178,13 @@ svg{width:22px;height:22px;fill:none;stroke:currentColor;stroke-width:2;stroke-l
 .hd :focus-visible{outline-color:#fff}
 .bar{display:flex;gap:8px;align-items:center;padding:8px 12px;background:#fff8c5;border-bottom:1px solid var(--ln);font-size:13px}
 .bar span{flex:1}
+.bar.danger{background:#ffebe9}
+.btn.danger{background:#cf222e}
+.ib svg{stroke-linecap:round}
+.menu{position:absolute;top:54px;right:8px;z-index:2;display:flex;flex-direction:column;min-width:220px;padding:4px;background:#fff;color:var(--fg);border:1px solid var(--ln);border-radius:10px;box-shadow:0 6px 24px rgba(0,0,0,.18)}
+.menu button{border:0;background:none;text-align:left;padding:8px 10px;border-radius:6px;font:inherit;color:inherit}
+.menu button:hover,.menu button:focus-visible{background:#f3f4f6}
+.menu .danger{color:#cf222e}
 .log,.msgs{display:flex;flex-direction:column;gap:10px}
 .log{flex:1;overflow-y:auto;padding:12px 14px;background:#fafbfc}
 .msg{max-width:82%;display:flex;flex-direction:column;align-items:flex-start}
@@ -249,6 +258,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   const emit = (name, data) => (hooks[name] || []).forEach(fn => { try { fn(data); } catch (e) { console.error(e); } });
   let ui = null;
   let wantOpen = false;
+  let deleted = false; // the conversation was just deleted: say so until the next one starts
 
   const keyOf = m => m.clientMessageId ? 'c:' + m.clientMessageId : 'i:' + m.id;
   const hasChat = () => !!(rec.token && rec.chatId);
@@ -271,8 +281,9 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     u.older = h('button', { class: 'older', type: 'button', hidden: true, 'data-testid': 'chatdesk-older', onclick: loadOlder }, 'Earlier messages');
     u.greeting = h('div', { class: 'msg', 'data-testid': 'chatdesk-greeting' }, h('div', { class: 'bubble' }, opt.greeting || 'Hi! Ask us anything — we usually reply within a few minutes.'));
     u.list = h('div', { class: 'msgs', role: 'list' });
+    u.deleted = h('p', { class: 'note', hidden: true, 'data-testid': 'chatdesk-deleted-note' }, 'The conversation was deleted.');
     u.closed = h('p', { class: 'note', hidden: true, 'data-testid': 'chatdesk-closed-note' }, 'This conversation was closed. Write to reopen it.');
-    u.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Conversation', 'data-testid': 'chatdesk-thread', tabindex: '0', onscroll: () => { stuck = nearBottom(); } }, u.older, u.greeting, u.list, u.closed);
+    u.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Conversation', 'data-testid': 'chatdesk-thread', tabindex: '0', onscroll: () => { stuck = nearBottom(); } }, u.older, u.greeting, u.list, u.closed, u.deleted);
     u.typing = h('div', { class: 'typing', hidden: true, 'data-testid': 'chatdesk-typing', 'aria-live': 'polite' }, 'Support is typing…');
     u.err = h('p', { class: 'err', role: 'alert', hidden: true, 'data-testid': 'chatdesk-error' });
     u.ask = buildAsk();
@@ -287,11 +298,19 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       h('button', { class: 'btn', type: 'button', 'data-testid': 'chatdesk-new-chat-confirm', onclick: newChat }, 'Start new'),
       h('button', { class: 'btn2', type: 'button', onclick: () => { u.confirm.hidden = true; u.newBtn.focus(); } }, 'Cancel'));
     u.newBtn = h('button', { class: 'ib', type: 'button', 'aria-label': 'Start a new chat', title: 'Start a new chat', 'data-testid': 'chatdesk-new-chat', hidden: true, onclick: () => { u.confirm.hidden = false; u.confirm.querySelector('.btn').focus(); } }, icon(I_NEW));
+    u.delBar = h('div', { class: 'bar danger', hidden: true, 'data-testid': 'chatdesk-delete-bar' },
+      h('span', {}, 'Delete this conversation and its files for good? This cannot be undone.'),
+      h('button', { class: 'btn danger', type: 'button', 'data-testid': 'chatdesk-delete-confirm', onclick: deleteChat }, 'Delete'),
+      h('button', { class: 'btn2', type: 'button', onclick: () => { u.delBar.hidden = true; u.menuBtn.focus(); } }, 'Cancel'));
+    u.menu = h('div', { class: 'menu', role: 'menu', hidden: true, 'data-testid': 'chatdesk-menu', onkeydown: e => { if (e.key === 'Escape') { e.stopPropagation(); toggleMenu(false); u.menuBtn.focus(); } } },
+      h('button', { type: 'button', role: 'menuitem', 'data-testid': 'chatdesk-transcript', onclick: () => { toggleMenu(false); downloadTranscript(); } }, 'Download transcript'),
+      h('button', { type: 'button', role: 'menuitem', class: 'danger', 'data-testid': 'chatdesk-delete', onclick: () => { toggleMenu(false); u.confirm.hidden = true; u.delBar.hidden = false; u.delBar.querySelector('.btn').focus(); } }, 'Delete this conversation'));
+    u.menuBtn = h('button', { class: 'ib', type: 'button', 'aria-label': 'More', title: 'More', 'aria-haspopup': 'menu', 'aria-expanded': 'false', 'data-testid': 'chatdesk-menu-button', hidden: true, onclick: () => toggleMenu(u.menu.hidden) }, icon(I_MORE));
     u.drop = h('div', { class: 'drop', hidden: true }, 'Drop files to attach');
     u.panel = h('div', { class: 'panel', id: 'cd-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'cd-title', hidden: true, 'data-testid': 'chatdesk-panel', onkeydown: onPanelKey },
-      h('div', { class: 'hd' }, h('h2', { id: 'cd-title' }, title), u.newBtn,
+      h('div', { class: 'hd' }, h('h2', { id: 'cd-title' }, title), u.newBtn, u.menuBtn,
         h('button', { class: 'ib', type: 'button', 'aria-label': 'Close chat', 'data-testid': 'chatdesk-close', onclick: close }, icon(I_CLOSE))),
-      u.confirm, u.log, u.typing, u.ask, u.err, u.tray, u.form, u.drop);
+      u.menu, u.confirm, u.delBar, u.log, u.typing, u.ask, u.err, u.tray, u.form, u.drop);
     let depth = 0;
     u.panel.addEventListener('dragenter', e => { if (isFileDrag(e)) { depth++; u.drop.hidden = false; } });
     u.panel.addEventListener('dragleave', () => { if (depth && !--depth) u.drop.hidden = true; });
@@ -436,6 +455,9 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     ui.greeting.hidden = !!older;
     ui.closed.hidden = status !== 'CLOSED' || !msgs.size;
     ui.newBtn.hidden = !msgs.size;
+    ui.menuBtn.hidden = !hasChat();
+    if (!hasChat()) { toggleMenu(false); ui.delBar.hidden = true; }
+    ui.deleted.hidden = !deleted || msgs.size > 0;
     if (stick) scrollDown();
   }
 
@@ -456,8 +478,10 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     const time = h('time', { datetime: m.createdAt, title: new Date(m.createdAt).toLocaleString() }, fmtTime(m.createdAt));
     const meta = h('div', { class: 'meta' }, time);
     if (mine) {
-      const label = { sending: 'Sending…', sent: 'Sent', read: 'Read', failed: 'Not sent' }[state];
-      meta.append(h('span', { 'data-testid': 'chatdesk-status', title: m.readAt ? 'Read ' + new Date(m.readAt).toLocaleString() : null }, label));
+      const label = state === 'sending' && m.scanning ? 'Scanning…' : { sending: 'Sending…', sent: 'Sent', read: 'Read', failed: 'Not sent' }[state];
+      const statusEl = h('span', { 'data-testid': 'chatdesk-status', title: m.readAt ? 'Read ' + new Date(m.readAt).toLocaleString() : null }, label);
+      if (m.local) m.statusEl = statusEl;
+      meta.append(statusEl);
     }
     if (state === 'failed') {
       if (m.error) el.append(h('div', { class: 'fail', 'data-testid': 'chatdesk-message-error' }, m.error));
@@ -637,6 +661,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
 
   function onEvent(ev) {
     if (!ev) return;
+    if (ev.kind === 'CHAT_DELETED') return forgetDeleted(); // an admin deleted it
     applyChat(ev.chat);
     const m = ev.message;
     if (ev.kind === 'MESSAGE_ADDED' && m) {
@@ -724,6 +749,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     if (!body && !tray.length) return;
     if (body.length > policy.maxMessageChars) return showError(`A message may be at most ${policy.maxMessageChars} characters.`);
     const cid = newId();
+    deleted = false;
     const m = { local: true, id: cid, clientMessageId: cid, sender: 'VISITOR', body, files: tray, attachments: [], createdAt: new Date().toISOString(), state: 'sending' };
     tray = [];
     renderTray();
@@ -755,7 +781,15 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       await ensureChat();
       const vars = { chatId: rec.chatId, body: m.body || null, clientMessageId: m.clientMessageId };
       if (m.files.length) vars.attachments = m.files.map(() => null);
-      const d = await gql(M_SEND, vars, m.files, p => { if (m.bar) m.bar.value = p; });
+      m.scanning = false;
+      const d = await gql(M_SEND, vars, m.files, p => {
+        if (m.bar) m.bar.value = p;
+        // Every byte is up: the server is scanning the files before it stores them.
+        if (p >= 1 && policy && policy.virusScanned && !m.scanning) {
+          m.scanning = true;
+          if (m.statusEl) m.statusEl.textContent = 'Scanning…';
+        }
+      });
       const s = d.sendMessage;
       if (keyOf(s) !== keyOf(m)) msgs.delete(keyOf(m));
       add(s); // replaces the draft: same clientMessageId
@@ -771,6 +805,49 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       }
       render();
     }
+  }
+
+  // ---- the menu: transcript, deletion ----
+  function toggleMenu(show) {
+    if (!ui) return;
+    ui.menu.hidden = !show;
+    ui.menuBtn.setAttribute('aria-expanded', String(!!show));
+    if (show) ui.menu.querySelector('button').focus();
+  }
+  // Fetched with the token (a link cannot carry it), then saved from a blob.
+  async function downloadTranscript() {
+    if (!hasChat()) return;
+    try {
+      const r = await fetch(new URL('api/chat/transcripts/' + rec.chatId, BASE), { headers: { Authorization: 'Bearer ' + rec.token } });
+      if (!r.ok) throw new Error(r.status);
+      const url = URL.createObjectURL(await r.blob());
+      h('a', { href: url, download: 'chat-transcript.html' }).click();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch {
+      showError('The transcript could not be downloaded. Try again in a moment.');
+    }
+  }
+  async function deleteChat() {
+    if (!hasChat()) return;
+    const btn = ui.delBar.querySelector('.btn');
+    btn.disabled = true;
+    try {
+      await gql(M_DELETE, { id: rec.chatId });
+      forgetDeleted();
+    } catch (e) {
+      if (gone(e)) forgetDeleted(); // already gone
+      else showError(sentence(e.message));
+    } finally {
+      btn.disabled = false;
+    }
+  }
+  function forgetDeleted() {
+    reset();
+    deleted = true;
+    if (!ui) return;
+    ui.delBar.hidden = true;
+    render(true);
+    if (isOpen) ui.text.focus();
   }
 
   // Forget the chat: a new one starts with the next message.

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod chat;
 pub mod chat_attachment;
+pub mod chat_erasure;
 pub mod chat_event;
 pub mod chat_message;
 pub mod prelude;

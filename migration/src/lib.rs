@@ -6,6 +6,7 @@ mod m20261123_000001_create_tables;
 mod m20261123_000002_search_indexes;
 mod m20261124_000001_search_statistics;
 mod m20261124_000002_search_statistics_full;
+mod m20261129_000200_chat_erasures;
 mod m20261129_000300_rate_limits;
 
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_search_indexes::Migration),
             Box::new(m20261124_000001_search_statistics::Migration),
             Box::new(m20261124_000002_search_statistics_full::Migration),
+            Box::new(m20261129_000200_chat_erasures::Migration),
             Box::new(m20261129_000300_rate_limits::Migration),
         ]
     }

@@ -5,6 +5,7 @@ use async_graphql::{Context, Upload};
 use uuid::Uuid;
 
 use super::policy::FilePolicy;
+use super::scan::Scanner;
 use super::upload::{PreparedFile, prepare_file};
 use crate::clock::now;
 use crate::error::{Error, Result};
@@ -45,10 +46,11 @@ pub async fn accept_uploads(
     uploads: &[Upload],
 ) -> Result<AcceptedFiles> {
     let policy = FilePolicy::from_settings(&app.settings);
+    let scanner = Scanner::from_settings(&app.settings);
     policy.check_count(uploads.len())?;
     let mut accepted = AcceptedFiles::default();
     for upload in uploads {
-        match accept_one(ctx, app, &policy, upload).await {
+        match accept_one(ctx, app, &policy, scanner.as_ref(), upload).await {
             Ok(file) => accepted.0.push(file),
             Err(error) => {
                 accepted.discard(app).await;
@@ -63,12 +65,13 @@ async fn accept_one(
     ctx: &Context<'_>,
     app: &AppState,
     policy: &FilePolicy,
+    scanner: Option<&Scanner>,
     upload: &Upload,
 ) -> Result<NewAttachment> {
     let value = upload
         .value(ctx)
         .map_err(|_| Error::bad_input("an upload could not be read"))?;
-    let prepared = prepare_file(policy, &value.filename, value.content).await?;
+    let prepared = prepare_file(policy, scanner, &value.filename, value.content).await?;
     store_prepared(app.storage.as_ref(), &prepared).await
 }
 

@@ -10,6 +10,11 @@
 //! rewound to the start; its size was already capped by `MultipartOptions::max_file_size`),
 //! and [`prepare_reader`] for any `AsyncRead` (a raw request body, the demo seeder).
 //! Temp files go to the system temp folder (`TMPDIR`), like async-graphql's own.
+//!
+//! With a [`Scanner`], [`prepare_file`] streams the bytes to clamd in the same pass that copies
+//! them out of the multipart spool, and the verdict is taken before any other whole-file check:
+//! the scan costs no second read. ([`prepare_reader`] serves the demo seeder only, with files of
+//! our own making, and does not scan.)
 
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
@@ -21,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use super::docx::check_docx;
 use super::images::{ProcessedImage, process_image};
 use super::policy::{FilePolicy, SNIFF_BYTES, SniffedType, TextCheck, sanitize_name};
+use super::scan::{Scan, Scanner};
 use crate::error::{Error, Result};
 
 const CHUNK: usize = 64 * 1024;
@@ -64,10 +70,12 @@ impl std::fmt::Debug for PreparedFile {
 /// All the work, reading included, runs on the blocking pool.
 pub async fn prepare_file(
     policy: &FilePolicy,
+    scanner: Option<&Scanner>,
     original_name: &str,
     file: std::fs::File,
 ) -> Result<PreparedFile> {
     let policy = policy.clone();
+    let scanner = scanner.cloned();
     let original_name = original_name.to_owned();
     run_blocking(move || {
         let mut file = file;
@@ -80,6 +88,7 @@ pub async fn prepare_file(
             });
         }
         let mut intake = Intake::new(policy, &original_name);
+        intake.scan = scanner.map(|scanner| scanner.start());
         let mut spool = BufWriter::new(NamedTempFile::new().map_err(Error::internal)?);
         let mut buffer = vec![0u8; CHUNK];
         loop {
@@ -147,6 +156,8 @@ struct Intake {
     head: Vec<u8>,
     kind: Option<SniffedType>,
     text: TextCheck,
+    /// The bytes so far went to clamd too.
+    scan: Option<Scan>,
 }
 
 impl Intake {
@@ -159,6 +170,7 @@ impl Intake {
             head: Vec::with_capacity(SNIFF_BYTES),
             kind: None,
             text: TextCheck::default(),
+            scan: None,
         }
     }
 
@@ -171,6 +183,9 @@ impl Intake {
         }
         self.hasher.update(chunk);
         self.text.feed(chunk);
+        if let Some(scan) = &mut self.scan {
+            scan.feed(chunk);
+        }
         if self.head.len() < SNIFF_BYTES {
             let wanted = (SNIFF_BYTES - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..wanted]);
@@ -183,7 +198,10 @@ impl Intake {
     }
 
     /// The whole file is in `spooled`: run the checks that need all of it.
-    fn finish(self, spooled: NamedTempFile) -> Result<PreparedFile> {
+    fn finish(mut self, spooled: NamedTempFile) -> Result<PreparedFile> {
+        if let Some(scan) = self.scan.take() {
+            scan.judge(&sanitize_name(&self.original_name))?;
+        }
         let kind = match self.kind {
             Some(kind) => kind,
             None => self.policy.sniff(&self.head, &self.original_name)?,
@@ -289,6 +307,14 @@ mod tests {
         file
     }
 
+    async fn prepare_file_unscanned(
+        policy: &FilePolicy,
+        name: &str,
+        file: std::fs::File,
+    ) -> Result<PreparedFile> {
+        prepare_file(policy, None, name, file).await
+    }
+
     fn sha256_hex(bytes: &[u8]) -> String {
         hex(&Sha256::digest(bytes))
     }
@@ -329,7 +355,7 @@ mod tests {
                 SniffedType::Text,
             ),
         ] {
-            let prepared = prepare_file(&policy(1 << 20), name, temp_with(&bytes))
+            let prepared = prepare_file_unscanned(&policy(1 << 20), name, temp_with(&bytes))
                 .await
                 .unwrap();
             assert_eq!(prepared.kind, kind);
@@ -345,7 +371,7 @@ mod tests {
             assert_eq!(from_reader.sha256_hex, prepared.sha256_hex);
             assert_eq!(std::fs::read(from_reader.path()).unwrap(), bytes);
         }
-        let prepared = prepare_file(
+        let prepared = prepare_file_unscanned(
             &policy(1 << 20),
             "a/b\\..\\Invoice\u{202E}.pdf",
             temp_with(&samples::pdf()),
@@ -358,7 +384,7 @@ mod tests {
     #[tokio::test]
     async fn images_are_stored_re_encoded_with_their_own_hash() {
         let input = samples::png_polyglot();
-        let prepared = prepare_file(&policy(1 << 20), "shot.png", temp_with(&input))
+        let prepared = prepare_file_unscanned(&policy(1 << 20), "shot.png", temp_with(&input))
             .await
             .unwrap();
         let stored = std::fs::read(prepared.path()).unwrap();
@@ -375,12 +401,12 @@ mod tests {
     #[tokio::test]
     async fn an_oversize_file_is_refused() {
         let bytes = vec![b'a'; 1001];
-        let refused = prepare_file(&policy(1000), "big.txt", temp_with(&bytes)).await;
+        let refused = prepare_file_unscanned(&policy(1000), "big.txt", temp_with(&bytes)).await;
         assert!(
             matches!(refused, Err(Error::FileTooLarge { max_bytes: 1000 })),
             "{refused:?}"
         );
-        let exact = prepare_file(&policy(1001), "big.txt", temp_with(&bytes)).await;
+        let exact = prepare_file_unscanned(&policy(1001), "big.txt", temp_with(&bytes)).await;
         assert!(exact.is_ok(), "{exact:?}");
     }
 
@@ -425,7 +451,8 @@ mod tests {
     async fn whole_file_checks_catch_what_the_head_cannot_see() {
         let mut late_binary = "fine text\n".repeat(1000).into_bytes();
         late_binary.extend_from_slice(b"\0\x01\x02");
-        let refused = prepare_file(&policy(1 << 20), "log.txt", temp_with(&late_binary)).await;
+        let refused =
+            prepare_file_unscanned(&policy(1 << 20), "log.txt", temp_with(&late_binary)).await;
         assert!(
             matches!(refused, Err(Error::UnsupportedFileType(_))),
             "{refused:?}"
@@ -440,13 +467,14 @@ mod tests {
         );
 
         let plain_zip = samples::zip(&[("readme.txt", b"hello")]);
-        let refused = prepare_file(&policy(1 << 20), "fake.docx", temp_with(&plain_zip)).await;
+        let refused =
+            prepare_file_unscanned(&policy(1 << 20), "fake.docx", temp_with(&plain_zip)).await;
         assert!(
             matches!(&refused, Err(Error::UnsupportedFileType(r)) if r.contains("not a Word document")),
             "{refused:?}"
         );
 
-        let refused = prepare_file(&policy(1 << 20), "empty.pdf", temp_with(b"")).await;
+        let refused = prepare_file_unscanned(&policy(1 << 20), "empty.pdf", temp_with(b"")).await;
         assert!(
             matches!(refused, Err(Error::UnsupportedFileType(_))),
             "{refused:?}"
@@ -455,9 +483,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_temp_file_goes_away_with_the_prepared_file() {
-        let prepared = prepare_file(&policy(1 << 20), "a.pdf", temp_with(&samples::pdf()))
-            .await
-            .unwrap();
+        let prepared =
+            prepare_file_unscanned(&policy(1 << 20), "a.pdf", temp_with(&samples::pdf()))
+                .await
+                .unwrap();
         let path = prepared.path().to_owned();
         assert!(path.exists());
         drop(prepared);

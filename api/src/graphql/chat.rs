@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::realtime::{Notice, NoticeKind};
 use crate::service::chats::{self, ChatFilter as ServiceFilter, NewChat, VisitorChanges};
 use crate::service::cursor::Cursor;
+use crate::service::erasure::{self, Eraser};
 use crate::service::messages::{self, NewMessage};
 
 type Result<T> = async_graphql::Result<T>;
@@ -173,6 +174,7 @@ impl ChatQuery {
                 .map(str::to_owned)
                 .collect(),
             max_message_chars: settings.max_message_chars.try_into().unwrap_or(i32::MAX),
+            virus_scanned: settings.clamd_url.is_some(),
         })
     }
 }
@@ -333,6 +335,18 @@ impl ChatMutation {
         let viewer = viewer(ctx);
         let chat = chats::set_status(&app.db, &app.bus, viewer, chat_id, status.into()).await?;
         Ok(Chat::new(chat, crate::auth::viewer::Side::Admin))
+    }
+
+    /// Erases a chat for good: its messages, files, events and the visitor's token (which
+    /// stops working). An admin may erase any chat, a visitor its own. An audit line keeps who
+    /// erased which chat id and when, without content.
+    async fn delete_chat(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
+        let app = app(ctx)?;
+        let eraser = Eraser::for_viewer(viewer(ctx), id)?;
+        erasure::erase_chat(&app.db, app.storage.as_ref(), &app.bus, eraser, id).await?;
+        // At once here; other instances on the CHAT_DELETED notice.
+        app.visitor_chats.forget_chat(id);
+        Ok(true)
     }
 
     /// Tells the other side that the viewer is (or stopped) typing. Not stored.

@@ -11,7 +11,7 @@ use super::types::{Chat, Message, Sender};
 use crate::auth::Viewer;
 use crate::auth::viewer::Side;
 use crate::realtime::{Notice, NoticeKind};
-use crate::service::{chats, messages};
+use crate::service::{chats, erasure, messages};
 use crate::state::AppState;
 
 /// What happened.
@@ -29,6 +29,9 @@ pub enum ChatEventKind {
     VisitorUpdated,
     /// The other side started or stopped typing (`typing`).
     Typing,
+    /// The chat was erased, with everything in it. Only `chat.id` means anything here: the
+    /// chat is gone (its thread reads empty).
+    ChatDeleted,
 }
 
 impl From<NoticeKind> for ChatEventKind {
@@ -40,6 +43,7 @@ impl From<NoticeKind> for ChatEventKind {
             NoticeKind::Read => Self::Read,
             NoticeKind::VisitorUpdated => Self::VisitorUpdated,
             NoticeKind::Typing => Self::Typing,
+            NoticeKind::ChatDeleted => Self::ChatDeleted,
         }
     }
 }
@@ -207,6 +211,15 @@ async fn resolve(
     side: Side,
     notice: Notice,
 ) -> crate::error::Result<Option<ChatEvent>> {
+    if notice.kind == NoticeKind::ChatDeleted {
+        return Ok(Some(ChatEvent {
+            kind: ChatEventKind::ChatDeleted,
+            chat: Chat::new(erasure::tombstone(notice.chat_id), side),
+            message: None,
+            typing: None,
+            sender: None,
+        }));
+    }
     let chat = match chats::get(&app.db, viewer, notice.chat_id).await {
         Ok(chat) => chat,
         Err(crate::error::Error::NotFound(_)) => return Ok(None),

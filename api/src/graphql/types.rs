@@ -477,4 +477,7 @@ pub struct UploadPolicy {
     pub allowed_mime_types: Vec<String>,
     /// The longest message body, in characters.
     pub max_message_chars: i32,
+    /// Uploads are checked by a virus scanner before they are stored (clients may say
+    /// "Scanning…" while a message with files is on its way).
+    pub virus_scanned: bool,
 }

@@ -18,6 +18,8 @@ pub enum NoticeKind {
     Read,
     VisitorUpdated,
     Typing,
+    /// The chat was erased: subscribers drop it, and every instance forgets its visitor token.
+    ChatDeleted,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,8 +5,10 @@ pub mod admins;
 pub mod chats;
 pub mod cursor;
 pub mod demo;
+pub mod erasure;
 pub mod messages;
 pub mod retention;
+pub mod transcript;
 
 use sea_orm::{
     DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions,

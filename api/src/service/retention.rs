@@ -1,6 +1,7 @@
 //! Retention and the orphan sweep. Retention removes old attachments' files and keeps the rows
 //! (`purged_at`), so threads can say "file expired"; the sweep removes stored objects that no
-//! row names (left by a crash between the file write and the row).
+//! row names (left by a crash between the file write and the row). Chat retention erases whole
+//! chats inactive for longer than `CHATDESK_CHAT_RETENTION_DAYS`, through the erasure service.
 
 use std::collections::HashSet;
 
@@ -13,6 +14,8 @@ use sea_orm::{
 
 use crate::clock::now;
 use crate::error::Result;
+use crate::realtime::EventBus;
+use crate::service::erasure;
 use crate::storage::Storage;
 use entity::chat_attachment;
 
@@ -27,6 +30,8 @@ pub const JOBS_LOCK: i64 = 0x00c4_a7de_5c00_0001;
 pub struct Report {
     pub purged_attachments: usize,
     pub removed_orphans: usize,
+    /// Whole chats erased by chat retention.
+    pub erased_chats: usize,
     /// Another instance held the lock; nothing was done.
     pub skipped: bool,
 }
@@ -37,6 +42,19 @@ pub async fn run_once(
     db: &DatabaseConnection,
     storage: &dyn Storage,
     retention_days: u32,
+) -> Result<Report> {
+    run_jobs(db, storage, None, retention_days, 0).await
+}
+
+/// [`run_once`], plus chat retention when `chat_retention_days > 0`: chats inactive for longer
+/// are erased (each in its own transaction, files after rows, announced on `bus` so that every
+/// instance forgets their visitor tokens). Under the same once-across-instances lock.
+pub async fn run_jobs(
+    db: &DatabaseConnection,
+    storage: &dyn Storage,
+    bus: Option<&EventBus>,
+    retention_days: u32,
+    chat_retention_days: u32,
 ) -> Result<Report> {
     let txn = db.begin().await?;
     if db.get_database_backend() == DbBackend::Postgres {
@@ -57,6 +75,18 @@ pub async fn run_once(
         }
     }
     let mut report = Report::default();
+    if chat_retention_days > 0 {
+        // Through `db`, not `txn`: each erasure commits before its files go, while `txn` only
+        // holds the lock (on SQLite it has touched nothing yet, so it blocks no writer).
+        let quiet = EventBus::in_process();
+        report.erased_chats = erasure::erase_inactive(
+            db,
+            storage,
+            bus.unwrap_or(&quiet),
+            now() - Duration::days(chat_retention_days.into()),
+        )
+        .await?;
+    }
     if retention_days > 0 {
         report.purged_attachments =
             purge_older_than(&txn, storage, now() - Duration::days(retention_days.into())).await?;
