@@ -30,6 +30,9 @@ use tokio::process::{Child, Command};
 const LOGIN: &str = "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { token } }";
 const START: &str = "mutation { startChat { chatToken chat { id } } }";
 const SEND: &str = "mutation($chatId: UUID!, $body: String, $key: String) { sendMessage(chatId: $chatId, body: $body, clientMessageId: $key) { id body clientMessageId } }";
+const INBOX_EVENTS: &str = "subscription { inboxEvents { kind } }";
+/// What every instance shares (and the test uses to mint a session).
+const JWT_SECRET: &str = "test-secret-that-is-at-least-32-characters";
 const CHAT_EVENTS: &str =
     "subscription($chatId: UUID!) { chatEvents(chatId: $chatId) { kind message { body sender } } }";
 
@@ -616,10 +619,7 @@ async fn start_instance(
         // JWT secret (tokens and file signatures).
         .env("CHATDESK_PUBLIC_URL", public_url)
         .env("CHATDESK_STORAGE", storage)
-        .env(
-            "CHATDESK_JWT_SECRET",
-            "test-secret-that-is-at-least-32-characters",
-        )
+        .env("CHATDESK_JWT_SECRET", JWT_SECRET)
         .env("CHATDESK_TRUST_PROXY", "true")
         .env("CHATDESK_DATA_DIR", dir)
         .env("CHATDESK_ADMIN_EMAIL", ADMIN_EMAIL)
@@ -1069,6 +1069,76 @@ async fn two_instances_behind(balancer: Balancer) {
         assert_eq!(event["message"]["body"], body.as_str());
     }
     assert_eq!(by, [2, 2]);
+
+    // ---- `chatdesk admin passwd` ends the admin's sockets on both instances ---------------
+    let mut admin_sockets = Vec::new();
+    let mut on = [false; 2];
+    for _ in 0..12 {
+        if on == [true, true] {
+            break;
+        }
+        let (socket, index) = answered_by(
+            &instances,
+            "/graphql/ws",
+            subscribe(lb_port, Some(&admin), INBOX_EVENTS, json!({})),
+        )
+        .await;
+        if !on[index] {
+            on[index] = true;
+            admin_sockets.push(socket);
+        }
+    }
+    assert_eq!(
+        on,
+        [true, true],
+        "no admin socket landed on one of the instances"
+    );
+    let passwd = std::process::Command::new(&binary)
+        .args(["admin", "passwd", ADMIN_EMAIL, "--password-stdin"])
+        .env("DATABASE_URL", &database_url)
+        .env("CHATDESK_JWT_SECRET", JWT_SECRET)
+        .env("CHATDESK_DATA_DIR", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(b"a changed passphrase for tests\n")?;
+            }
+            child.wait_with_output()
+        })
+        .expect("chatdesk admin passwd runs");
+    assert!(passwd.status.success(), "{passwd:?}");
+    let changed = Instant::now();
+    for mut socket in admin_sockets {
+        assert!(
+            socket.closed_within(Duration::from_secs(10)).await,
+            "an admin socket outlived the password change"
+        );
+    }
+    eprintln!("both admin sockets closed within {:?}", changed.elapsed());
+    for instance in instances {
+        let refused = post(instance, None, "{ me { email } }", json!({}), Some(&admin)).await;
+        assert_eq!(error_code(&refused), Some("UNAUTHENTICATED"), "{refused}");
+    }
+    // A new session for the rest (sign-ins through the balancer are spent for this minute).
+    let admin = {
+        let db = sea_orm::Database::connect(&database_url)
+            .await
+            .expect("database");
+        let row = api::service::admins::list(&db)
+            .await
+            .map_err(|error| error.message())
+            .expect("admins")
+            .remove(0);
+        api::auth::jwt::JwtKeys::new(JWT_SECRET.as_bytes())
+            .issue(row.id, row.password_changed_at, chrono::Utc::now())
+            .map_err(|error| error.message())
+            .expect("a token")
+            .0
+    };
 
     // ---- the socket's instance stops (SIGTERM) mid-conversation ------------------------------
     let (stopping, staying) = if holder == 0 { (one, two) } else { (two, one) };
