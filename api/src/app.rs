@@ -72,6 +72,8 @@ impl Application {
             .await
             .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", settings.bind))?;
 
+        let notify =
+            crate::notify::Notify::new(&settings, jwt_secret.expose().as_bytes(), pool.clone())?;
         let bus = if settings.is_postgres() {
             // Its NOTIFYs go out in the background, not as part of any request.
             EventBus::postgres(pool)
@@ -89,6 +91,7 @@ impl Application {
             limits: RateLimits::new(&settings),
             query_count,
             open_sockets: Default::default(),
+            notify,
             db,
             settings,
         });
@@ -179,6 +182,7 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
         }
     });
     let mut tasks = vec![prune, jobs, upkeep];
+    tasks.extend(state.notify.spawn_worker(&state.settings));
     if state.settings.is_postgres() {
         tasks.push(tokio::spawn(
             state
@@ -312,6 +316,12 @@ fn router(state: AppState) -> Router {
         .route(
             "/api/chat/files/{id}/thumbnail",
             get(files::download::thumbnail).with_state(state.clone()),
+        )
+        .route(
+            "/api/notify/unsubscribe",
+            get(crate::notify::web::unsubscribe_page)
+                .post(crate::notify::web::unsubscribe)
+                .with_state(state.clone()),
         )
         .route("/healthz", get(web::healthz))
         .route("/readyz", get(web::readyz).with_state(state.clone()))

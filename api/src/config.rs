@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// A string that prints as `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -116,6 +117,19 @@ pub struct Settings {
     pub max_sockets_per_address: usize,
     pub admin_email: Option<String>,
     pub admin_password: Option<Secret>,
+    /// `smtp://`, `smtps://` or `smtp://…?tls=required` (STARTTLS), with `user:password@` when
+    /// the server wants them. Unset: no email at all.
+    pub smtp_url: Option<Secret>,
+    /// The From of every email, e.g. `Example Support <support@example.com>`.
+    pub mail_from: Option<String>,
+    /// How long a message may stay unseen before anyone is emailed about it.
+    pub notify_delay: std::time::Duration,
+    /// The first retry of a failed outbox job waits about this long; each next one twice as long.
+    pub outbox_retry_base: std::time::Duration,
+    /// Attempts before a job is given up as dead.
+    pub outbox_max_attempts: u32,
+    /// How often each instance looks for due outbox jobs.
+    pub outbox_poll: std::time::Duration,
 }
 
 pub const DEFAULT_EXTENSIONS: &[&str] =
@@ -222,6 +236,18 @@ impl Settings {
             Ok(value)
         };
 
+        let smtp_url = var("CHATDESK_SMTP_URL").map(Secret::new);
+        if let Some(url) = &smtp_url
+            && !["smtp://", "smtps://"]
+                .iter()
+                .any(|scheme| url.expose().starts_with(scheme))
+        {
+            return Err(format!(
+                "CHATDESK_SMTP_URL: expected smtp://… or smtps://…, got '{}'",
+                redact_url(url.expose())
+            ));
+        }
+
         Ok(Self {
             database_url,
             bind,
@@ -262,7 +288,26 @@ impl Settings {
             )?,
             admin_email: var("CHATDESK_ADMIN_EMAIL"),
             admin_password: var("CHATDESK_ADMIN_PASSWORD").map(Secret::new),
+            smtp_url,
+            mail_from: var("CHATDESK_MAIL_FROM"),
+            notify_delay: Duration::from_secs(number(
+                "CHATDESK_NOTIFY_DELAY_SECS",
+                var("CHATDESK_NOTIFY_DELAY_SECS"),
+                120,
+            )?),
+            outbox_retry_base: Duration::from_secs(number(
+                "CHATDESK_OUTBOX_RETRY_BASE_SECS",
+                var("CHATDESK_OUTBOX_RETRY_BASE_SECS"),
+                120,
+            )?),
+            outbox_max_attempts: rate("CHATDESK_OUTBOX_MAX_ATTEMPTS", 10)?,
+            outbox_poll: Duration::from_millis(u64::from(rate("CHATDESK_OUTBOX_POLL_MS", 1000)?)),
         })
+    }
+
+    /// Whether emails are sent at all.
+    pub fn email_enabled(&self) -> bool {
+        self.smtp_url.is_some()
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -337,6 +382,11 @@ mod tests {
             error.contains("u:***@h/db") && !error.contains("pw"),
             "{error}"
         );
+        let error = settings(&[("CHATDESK_SMTP_URL", "http://u:pw@mail/")]).unwrap_err();
+        assert!(
+            error.starts_with("CHATDESK_SMTP_URL:") && !error.contains("pw"),
+            "{error}"
+        );
         let error = settings(&[("CHATDESK_BIND", "nonsense")]).unwrap_err();
         assert!(error.starts_with("CHATDESK_BIND:"), "{error}");
     }
@@ -365,11 +415,17 @@ mod tests {
         let s = settings(&[
             ("CHATDESK_JWT_SECRET", "hunter2"),
             ("CHATDESK_ADMIN_PASSWORD", "pw"),
+            (
+                "CHATDESK_SMTP_URL",
+                "smtps://mailer:smtp-pw@mail.example:465",
+            ),
         ])
         .unwrap();
         let printed = format!("{s:?}");
         assert!(
-            !printed.contains("hunter2") && !printed.contains("\"pw\""),
+            !printed.contains("hunter2")
+                && !printed.contains("\"pw\"")
+                && !printed.contains("smtp-pw"),
             "{printed}"
         );
     }

@@ -32,6 +32,8 @@ pub struct Inner {
     pub query_count: Arc<AtomicU64>,
     /// Open WebSockets per client address, for the per-address cap.
     pub open_sockets: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    /// Email: the outbox worker's parts and the send path's trigger.
+    pub notify: crate::notify::Notify,
 }
 
 impl AppState {

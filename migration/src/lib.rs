@@ -6,6 +6,8 @@ mod m20261123_000001_create_tables;
 mod m20261123_000002_search_indexes;
 mod m20261124_000001_search_statistics;
 mod m20261124_000002_search_statistics_full;
+mod m20261129_000100_outbox_jobs;
+mod m20261129_000101_notification_preferences;
 
 pub struct Migrator;
 
@@ -17,6 +19,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_search_indexes::Migration),
             Box::new(m20261124_000001_search_statistics::Migration),
             Box::new(m20261124_000002_search_statistics_full::Migration),
+            Box::new(m20261129_000100_outbox_jobs::Migration),
+            Box::new(m20261129_000101_notification_preferences::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ pub mod chats;
 pub mod cursor;
 pub mod demo;
 pub mod messages;
+pub mod notifications;
 pub mod retention;
 
 use sea_orm::{

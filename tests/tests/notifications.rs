@@ -1,0 +1,755 @@
+//! Issue 13: the outbox and email notifications, against a real SMTP server (PyPI's `aiosmtpd`,
+//! run by `tests/support/smtp_sink.py`, which writes every accepted message as a JSON file).
+//!
+//! Without Python's aiosmtpd these tests say so and skip, unless `CHATDESK_REQUIRE_SMTP=1` (as
+//! `.ci/run` sets), where they fail.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use api::Settings;
+use api::config::Secret;
+use common::{ADMIN_EMAIL, Backend, TestApp, error_code, spawn_app_with};
+use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, TransactionTrait};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+// ---- the SMTP server ---------------------------------------------------------------------
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+fn smtp_required() -> bool {
+    std::env::var("CHATDESK_REQUIRE_SMTP").is_ok_and(|v| v == "1")
+}
+
+/// Whether python3 with aiosmtpd is there; skips (or fails when required) otherwise.
+fn smtp_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !ok {
+        assert!(
+            !smtp_required(),
+            "CHATDESK_REQUIRE_SMTP=1 but python3 cannot import aiosmtpd (pip install aiosmtpd)"
+        );
+        eprintln!("skipped: python3 with aiosmtpd is not installed (pip install aiosmtpd)");
+    }
+    ok
+}
+
+struct SmtpSink {
+    port: u16,
+    folder: TempDir,
+    child: Option<Child>,
+}
+
+impl SmtpSink {
+    /// A sink on a free port, not started yet (connections are refused until `start`).
+    fn new() -> Self {
+        Self {
+            port: free_port(),
+            folder: tempfile::tempdir().expect("temp dir"),
+            child: None,
+        }
+    }
+
+    async fn started() -> Self {
+        let mut sink = Self::new();
+        sink.start().await;
+        sink
+    }
+
+    async fn start(&mut self) {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/smtp_sink.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(self.folder.path())
+            .arg(self.port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "the SMTP sink did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    fn messages(&self) -> Vec<Value> {
+        read_messages(self.folder.path())
+    }
+
+    /// Waits until at least `count` messages are there, then a moment longer to see that no
+    /// more come, and returns them all.
+    async fn wait_for(&self, count: usize, within: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let messages = self.messages();
+            if messages.len() >= count {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                return self.messages();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {count} messages, got {}: {messages:#?}",
+                messages.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn read_messages(folder: &Path) -> Vec<Value> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|path| path.extension().is_some_and(|e| e == "json"))
+                .filter(|path| {
+                    !path
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .map(|path| {
+            serde_json::from_str(&std::fs::read_to_string(path).expect("readable")).expect("JSON")
+        })
+        .collect()
+}
+
+fn header<'a>(message: &'a Value, name: &str) -> Option<&'a str> {
+    message["headers"][name][0].as_str()
+}
+
+fn recipients(messages: &[Value]) -> Vec<String> {
+    let mut all: Vec<String> = messages
+        .iter()
+        .flat_map(|m| m["rcpt_tos"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r.as_str().map(str::to_owned))
+        .collect();
+    all.sort();
+    all
+}
+
+// ---- the app -----------------------------------------------------------------------------
+
+fn with_email(settings: &mut Settings, smtp_url: &str) {
+    settings.smtp_url = Some(Secret::new(smtp_url));
+    settings.mail_from = Some("Example Support <support@example.com>".into());
+    settings.notify_delay = Duration::from_millis(600);
+    settings.outbox_poll = Duration::from_millis(50);
+    settings.outbox_retry_base = Duration::from_millis(200);
+    settings.outbox_max_attempts = 4;
+}
+
+async fn app_with_email(backend: Backend, smtp_url: &str) -> TestApp {
+    let url = smtp_url.to_owned();
+    spawn_app_with(backend, move |settings| with_email(settings, &url)).await
+}
+
+async fn start_chat(app: &TestApp, input: Value) -> (String, String) {
+    let data = app
+        .data(
+            "mutation($input: StartChatInput) { startChat(input: $input) { chatToken chat { id } } }",
+            json!({ "input": input }),
+            None,
+        )
+        .await;
+    (
+        data["startChat"]["chat"]["id"].as_str().unwrap().to_owned(),
+        data["startChat"]["chatToken"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn mark_read(app: &TestApp, token: &str, chat_id: &str) {
+    app.data(
+        "mutation($id: UUID!) { markChatRead(chatId: $id) { id } }",
+        json!({ "id": chat_id }),
+        Some(token),
+    )
+    .await;
+}
+
+async fn outbox_count(app: &TestApp) -> u64 {
+    entity::outbox_job::Entity::find()
+        .count(&app.state.db)
+        .await
+        .expect("count")
+}
+
+async fn second_admin(app: &TestApp, email: &str) -> String {
+    api::service::admins::create(
+        &app.state.db,
+        email,
+        Some("Second"),
+        "another good password",
+    )
+    .await
+    .expect("admin created");
+    let data = app
+        .data(
+            "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { token } }",
+            json!({ "email": email, "password": "another good password" }),
+            None,
+        )
+        .await;
+    data["login"]["token"].as_str().unwrap().to_owned()
+}
+
+// ---- the tests ---------------------------------------------------------------------------
+
+/// A burst of visitor messages nobody reads is one email per admin (as each admin's preference
+/// allows), with the chat's thread headers, escaped HTML and a link to the chat; a message read
+/// within the delay emails nobody.
+async fn unread_visitor_messages_email_the_admins_once_per_burst(backend: Backend) {
+    if !smtp_available() {
+        return;
+    }
+    let sink = SmtpSink::started().await;
+    let app = app_with_email(backend, &sink.url()).await;
+    let admin = app.admin_token().await;
+    let quiet = second_admin(&app, "quiet@example.com").await;
+    let settings = app
+        .data(
+            "mutation { setEmailPreference(preference: NEVER) { emailEnabled emailPreference } }",
+            json!({}),
+            Some(&quiet),
+        )
+        .await;
+    assert_eq!(
+        settings["setEmailPreference"],
+        json!({ "emailEnabled": true, "emailPreference": "NEVER" })
+    );
+    let (chat_id, visitor) = start_chat(
+        &app,
+        json!({ "visitorName": "Ann <b>Bold</b>", "visitorEmail": "ann@example.org", "sourcePage": "https://shop.example/p/1" }),
+    )
+    .await;
+    app.send(&visitor, &chat_id, "Hello, is anyone there?")
+        .await;
+    app.send(
+        &visitor,
+        &chat_id,
+        "My order <script>alert(1)</script> & more",
+    )
+    .await;
+    app.send(&visitor, &chat_id, "Third line").await;
+
+    let messages = sink.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(
+        recipients(&messages),
+        vec![ADMIN_EMAIL.to_owned()],
+        "{messages:#?}"
+    );
+    let email = &messages[0];
+    assert_eq!(
+        header(email, "subject"),
+        Some("New chat from Ann <b>Bold</b> <ann@example.org>")
+    );
+    assert!(
+        header(email, "from")
+            .unwrap()
+            .contains("support@example.com"),
+        "{email:#}"
+    );
+    let thread = format!("<chat-{chat_id}@example.com>");
+    assert_eq!(header(email, "in-reply-to"), Some(thread.as_str()));
+    assert_eq!(header(email, "references"), Some(thread.as_str()));
+    assert!(header(email, "message-id").is_some_and(|id| id.ends_with("@example.com>")));
+    assert!(header(email, "list-unsubscribe").is_some());
+    let text = email["text"].as_str().unwrap();
+    for line in [
+        "Hello, is anyone there?",
+        "My order <script>alert(1)</script> & more",
+        "Third line",
+    ] {
+        assert!(text.contains(line), "{text}");
+    }
+    assert!(text.contains("https://shop.example/p/1"), "{text}");
+    let link = format!(
+        "{}/admin666/?status=all&chat={chat_id}",
+        app.state.settings.public_url
+    );
+    assert!(text.contains(&link), "{text}");
+    let html = email["html"].as_str().unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"),
+        "{html}"
+    );
+    assert!(html.contains("Ann &lt;b&gt;Bold&lt;/b&gt;"), "{html}");
+    assert!(!html.contains("<img"), "no remote images: {html}");
+
+    // A later message the admin reads within the delay: no email.
+    app.send(&visitor, &chat_id, "One more thing").await;
+    mark_read(&app, &admin, &chat_id).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sink.messages().len(), 1, "{:#?}", sink.messages());
+
+    // A later unread message: a second email in the same thread, no longer a "new chat".
+    app.send(&visitor, &chat_id, "Still waiting").await;
+    let messages = sink.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert_eq!(
+        header(&messages[1], "subject"),
+        Some("New message from Ann <b>Bold</b> <ann@example.org>")
+    );
+    assert_eq!(header(&messages[1], "references"), Some(thread.as_str()));
+    let text = messages[1]["text"].as_str().unwrap();
+    assert!(
+        text.contains("Still waiting") && !text.contains("One more thing"),
+        "{text}"
+    );
+}
+
+/// An admin reply the visitor does not read within the delay is emailed to the visitor, with a
+/// one-time resume link and an unsubscribe link that works.
+async fn unread_replies_email_the_visitor_with_a_resume_link(backend: Backend) {
+    if !smtp_available() {
+        return;
+    }
+    let sink = SmtpSink::started().await;
+    let app = app_with_email(backend, &sink.url()).await;
+    let admin = app.admin_token().await;
+    app.data(
+        "mutation { setEmailPreference(preference: NEVER) { emailPreference } }",
+        json!({}),
+        Some(&admin),
+    )
+    .await;
+    let (chat_id, visitor) = start_chat(
+        &app,
+        json!({ "visitorName": "Bob", "visitorEmail": "bob@example.org", "sourcePage": "https://shop.example/help#faq" }),
+    )
+    .await;
+    app.send(&visitor, &chat_id, "Where is my parcel?").await;
+    app.send(&admin, &chat_id, "It left <today> & arrives tomorrow.")
+        .await;
+    app.send(&admin, &chat_id, "Anything else?").await;
+
+    let messages = sink.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(recipients(&messages), vec!["bob@example.org".to_owned()]);
+    let email = &messages[0];
+    let text = email["text"].as_str().unwrap();
+    assert!(
+        text.contains("It left <today> & arrives tomorrow.") && text.contains("Anything else?"),
+        "{text}"
+    );
+    let html = email["html"].as_str().unwrap();
+    assert!(
+        html.contains("It left &lt;today&gt; &amp; arrives tomorrow."),
+        "{html}"
+    );
+    assert_eq!(
+        header(email, "references"),
+        Some(format!("<chat-{chat_id}@example.com>").as_str())
+    );
+    let code = text
+        .split("https://shop.example/help#chatdesk-resume=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("a resume link in {text}"))
+        .to_owned();
+
+    // The code gives the chat back with a fresh token, once.
+    let resume = "mutation($code: String!) { resumeChat(code: $code) { chatToken chat { id messages(last: 10) { edges { node { body } } } } } }";
+    let data = app.data(resume, json!({ "code": code }), None).await;
+    assert_eq!(data["resumeChat"]["chat"]["id"], json!(chat_id));
+    let token = data["resumeChat"]["chatToken"].as_str().unwrap().to_owned();
+    let bodies: Vec<&str> = data["resumeChat"]["chat"]["messages"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|edge| edge["node"]["body"].as_str())
+        .collect();
+    assert!(bodies.contains(&"Anything else?"), "{data}");
+    let sent = app.send(&token, &chat_id, "Thanks, resumed!").await;
+    assert_eq!(sent["body"], json!("Thanks, resumed!"));
+    let again = app.graphql(resume, json!({ "code": code }), None).await;
+    assert_eq!(error_code(&again), Some("BAD_USER_INPUT"), "{again}");
+    let made_up = app
+        .graphql(resume, json!({ "code": "nope\r\n" }), None)
+        .await;
+    assert_eq!(error_code(&made_up), Some("BAD_USER_INPUT"), "{made_up}");
+
+    // Unsubscribe: GET only asks, POST does it; then replies email nobody.
+    let unsubscribe = text
+        .split_whitespace()
+        .find(|word| word.contains("/api/notify/unsubscribe?"))
+        .expect("an unsubscribe link")
+        // The link is on the public URL; this server listens on its own port.
+        .replace(&app.state.settings.public_url, &app.address);
+    let page = app.client.get(&unsubscribe).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let forged = unsubscribe.replace("sig=", "sig=0");
+    assert_eq!(app.client.post(&forged).send().await.unwrap().status(), 404);
+    assert_eq!(
+        app.client.post(&unsubscribe).send().await.unwrap().status(),
+        200
+    );
+    app.send(&admin, &chat_id, "A reply after the unsubscribe")
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(sink.messages().len(), 1, "{:#?}", sink.messages());
+}
+
+/// The job is written in the change's transaction: rolled back, there is no job.
+async fn a_rolled_back_transaction_writes_no_job(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let db = &app.state.db;
+    let job = || api::notify::outbox::NewJob::now("email", json!({ "to": "x@example.org" }));
+    let txn = db.begin().await.unwrap();
+    assert!(api::notify::outbox::enqueue(&txn, job()).await.unwrap());
+    txn.rollback().await.unwrap();
+    assert_eq!(outbox_count(&app).await, 0);
+
+    let txn = db.begin().await.unwrap();
+    api::notify::outbox::enqueue(&txn, job()).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(outbox_count(&app).await, 1);
+
+    // A dedupe key keeps one job waiting.
+    let keyed = || {
+        let mut job = job();
+        job.dedupe_key = Some("burst:1".into());
+        job
+    };
+    assert!(api::notify::outbox::enqueue(db, keyed()).await.unwrap());
+    assert!(!api::notify::outbox::enqueue(db, keyed()).await.unwrap());
+    assert_eq!(outbox_count(&app).await, 2);
+    let _ = db.execute_unprepared("SELECT 1").await;
+}
+
+/// With email off, a send writes no job (the send path stays as it was).
+async fn without_smtp_nothing_is_queued(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (chat_id, visitor) = app.start_chat(Some("Cy")).await;
+    app.send(&visitor, &chat_id, "hi").await;
+    assert_eq!(outbox_count(&app).await, 0);
+    let admin = app.admin_token().await;
+    let data = app
+        .data(
+            "{ notificationSettings { emailEnabled emailPreference } }",
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        data["notificationSettings"],
+        json!({ "emailEnabled": false, "emailPreference": "ALL" })
+    );
+    let denied = app
+        .graphql(
+            "{ notificationSettings { emailEnabled } }",
+            json!({}),
+            Some(&visitor),
+        )
+        .await;
+    assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{denied}");
+}
+
+/// The SMTP server down (connection refused) when the email is due, then up: it arrives, once.
+async fn smtp_down_then_up_delivers_once(backend: Backend) {
+    if !smtp_available() {
+        return;
+    }
+    let mut sink = SmtpSink::new();
+    let app = spawn_app_with(backend, {
+        let url = sink.url();
+        move |settings| {
+            with_email(settings, &url);
+            settings.outbox_max_attempts = 10;
+        }
+    })
+    .await;
+    let (chat_id, visitor) = start_chat(&app, json!({ "visitorName": "Dee" })).await;
+    app.send(&visitor, &chat_id, "Anyone?").await;
+    // Let a few attempts fail against the closed port.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let failed = entity::outbox_job::Entity::find()
+            .all(&app.state.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .any(|job| job.kind == "email" && job.attempts >= 2 && job.last_error.is_some());
+        if failed {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed attempt recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sink.start().await;
+    let messages = sink.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(recipients(&messages), vec![ADMIN_EMAIL.to_owned()]);
+    assert!(messages[0]["text"].as_str().unwrap().contains("Anyone?"));
+}
+
+/// A job written by an instance that stops before sending it is sent by the next instance on
+/// the same database. (The first instance's worker is made to look only once, at its start:
+/// from then on it is as good as dead; `tests/tests/notifications.rs` has no process to kill.)
+async fn a_job_written_before_a_crash_is_sent_after_restart(backend: Backend) {
+    if !smtp_available() {
+        return;
+    }
+    let sink = SmtpSink::started().await;
+    let first = spawn_app_with(backend, {
+        let url = sink.url();
+        move |settings| {
+            with_email(settings, &url);
+            settings.outbox_poll = Duration::from_secs(3600);
+        }
+    })
+    .await;
+    let (chat_id, visitor) = start_chat(&first, json!({ "visitorName": "Eve" })).await;
+    first
+        .send(&visitor, &chat_id, "Written before the crash")
+        .await;
+    assert_eq!(outbox_count(&first).await, 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(sink.messages().is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::test_settings(&dir, &first.database_url);
+    with_email(&mut settings, &sink.url());
+    let second = api::Application::build(settings).await.unwrap();
+    tokio::spawn(second.run_until_stopped());
+    let messages = sink.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(
+        messages[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Written before the crash")
+    );
+}
+
+/// Two instances on one database: every email once. Also measures the outbox's throughput and
+/// the delay from commit to the SMTP server's accept (printed, not asserted).
+async fn two_instances_send_each_email_once(backend: Backend) {
+    if !smtp_available() {
+        return;
+    }
+    let sink = SmtpSink::started().await;
+    let app = spawn_app_with(backend.clone(), {
+        let url = sink.url();
+        move |settings| {
+            with_email(settings, &url);
+            settings.notify_delay = Duration::ZERO;
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::test_settings(&dir, &app.database_url);
+    with_email(&mut settings, &sink.url());
+    settings.notify_delay = Duration::ZERO;
+    let other = api::Application::build(settings).await.unwrap();
+    let other_address = format!("http://127.0.0.1:{}", other.port());
+    tokio::spawn(other.run_until_stopped());
+
+    let chats = 60;
+    let mut committed = std::collections::HashMap::new();
+    let started = std::time::SystemTime::now();
+    for n in 0..chats {
+        let (chat_id, visitor) = start_chat(&app, json!({ "visitorName": format!("V{n}") })).await;
+        // Half the sends through each instance.
+        let address = if n % 2 == 0 {
+            &app.address
+        } else {
+            &other_address
+        };
+        let response: Value = app
+            .client
+            .post(format!("{address}/graphql"))
+            .bearer_auth(&visitor)
+            .json(&json!({
+                "query": "mutation($c: UUID!, $b: String) { sendMessage(chatId: $c, body: $b) { id } }",
+                "variables": { "c": chat_id, "b": format!("message {n}") }
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(response.get("errors").is_none(), "{response}");
+        committed.insert(
+            chat_id,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64(),
+        );
+    }
+    let messages = sink.wait_for(chats, Duration::from_secs(60)).await;
+    assert_eq!(messages.len(), chats, "each email once");
+    let mut threads: Vec<String> = messages
+        .iter()
+        .map(|m| header(m, "references").unwrap().to_owned())
+        .collect();
+    threads.sort();
+    threads.dedup();
+    assert_eq!(threads.len(), chats, "one email per chat");
+
+    let mut delays: Vec<f64> = messages
+        .iter()
+        .map(|m| {
+            let thread = header(m, "references").unwrap();
+            let chat_id = thread
+                .trim_start_matches("<chat-")
+                .split('@')
+                .next()
+                .unwrap();
+            m["received_at"].as_f64().unwrap() - committed[chat_id]
+        })
+        .collect();
+    delays.sort_by(f64::total_cmp);
+    let p = |q: f64| delays[((delays.len() as f64 - 1.0) * q).round() as usize];
+    let span = messages
+        .iter()
+        .map(|m| m["received_at"].as_f64().unwrap())
+        .fold(0.0, f64::max)
+        - started
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+    eprintln!(
+        "outbox ({backend:?}): {chats} notifications through 2 instances; commit to SMTP accept p50 {:.0} ms, p99 {:.0} ms (poll 50 ms); {:.1} emails/s end to end",
+        p(0.5) * 1000.0,
+        p(0.99) * 1000.0,
+        chats as f64 / span
+    );
+}
+
+/// Bad input: header-injection characters and a huge name are refused or neutralised, and an
+/// address the server refuses (550) makes its job dead after its attempts while other emails
+/// go out.
+async fn bad_addresses_and_names_fail_cleanly(backend: Backend) {
+    if !smtp_available() {
+        return;
+    }
+    let sink = SmtpSink::started().await;
+    let app = app_with_email(backend, &sink.url()).await;
+    let admin = app.admin_token().await;
+    app.data(
+        "mutation { setEmailPreference(preference: NEVER) { emailPreference } }",
+        json!({}),
+        Some(&admin),
+    )
+    .await;
+
+    let start = "mutation($input: StartChatInput) { startChat(input: $input) { chatToken } }";
+    let injected = app
+        .graphql(
+            start,
+            json!({ "input": { "visitorEmail": "x@example.org\r\nBcc: victim@example.org" } }),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(&injected), Some("BAD_USER_INPUT"), "{injected}");
+    let huge = app
+        .graphql(
+            start,
+            json!({ "input": { "visitorName": "n".repeat(10_000) } }),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(&huge), Some("BAD_USER_INPUT"), "{huge}");
+
+    // A name with CR/LF is stored, but cannot make a header of its own.
+    let (chat_id, visitor) = start_chat(
+        &app,
+        json!({ "visitorName": "Mallory\r\nBcc: victim@example.org", "visitorEmail": "mallory@example.org" }),
+    )
+    .await;
+    let (refused_chat, _) = start_chat(
+        &app,
+        json!({ "visitorName": "Rex", "visitorEmail": "rejected-user@example.org" }),
+    )
+    .await;
+    app.send(&visitor, &chat_id, "hi").await;
+    app.send(&admin, &chat_id, "Hello Mallory").await;
+    app.send(&admin, &refused_chat, "Hello Rex").await;
+
+    let messages = sink.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(
+        recipients(&messages),
+        vec!["mallory@example.org".to_owned()]
+    );
+    let raw = messages[0]["raw"].as_str().unwrap();
+    assert!(
+        !raw.lines()
+            .any(|line| line.to_ascii_lowercase().starts_with("bcc:")),
+        "{raw}"
+    );
+
+    // The refused one is dead after its 4 attempts, with the server's answer kept.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dead = loop {
+        let dead: Vec<_> = entity::outbox_job::Entity::find()
+            .all(&app.state.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|job| job.state == entity::outbox_job::JobState::Dead)
+            .collect();
+        if !dead.is_empty() {
+            break dead;
+        }
+        assert!(Instant::now() < deadline, "the refused email never died");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 4);
+    assert!(
+        dead[0].last_error.as_deref().unwrap_or("").contains("550"),
+        "{:?}",
+        dead[0]
+    );
+    assert_eq!(sink.messages().len(), 1);
+}
+
+backend_tests!(
+    unread_visitor_messages_email_the_admins_once_per_burst,
+    unread_replies_email_the_visitor_with_a_resume_link,
+    a_rolled_back_transaction_writes_no_job,
+    without_smtp_nothing_is_queued,
+    smtp_down_then_up_delivers_once,
+    a_job_written_before_a_crash_is_sent_after_restart,
+    two_instances_send_each_email_once,
+    bad_addresses_and_names_fail_cleanly,
+);
