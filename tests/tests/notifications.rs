@@ -655,6 +655,70 @@ async fn two_instances_send_each_email_once(backend: Backend) {
     );
 }
 
+/// The worker's throughput: jobs already in the table (300 `email` jobs, due now) drained into
+/// the SMTP server by one instance. Printed, not asserted.
+async fn outbox_throughput(backend: Backend) {
+    if !smtp_available() {
+        return;
+    }
+    let sink = SmtpSink::started().await;
+    let jobs = 300;
+    let app = app_with_email(backend.clone(), &sink.url()).await;
+    let txn = app.state.db.begin().await.unwrap();
+    for n in 0..jobs {
+        let email = json!({
+            "to": format!("reader{n}@example.org"), "to_name": null,
+            "subject": format!("Job {n}"), "text": "text", "html": "<p>html</p>",
+            "message_id": format!("job-{n}@example.com"), "thread_id": null, "unsubscribe": null,
+        });
+        api::notify::outbox::enqueue(&txn, api::notify::outbox::NewJob::now("email", email))
+            .await
+            .unwrap();
+    }
+    let started = Instant::now();
+    txn.commit().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sink.messages().len() < jobs {
+        assert!(Instant::now() < deadline, "only {} of {jobs} sent", sink.messages().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "outbox ({backend:?}): {jobs} email jobs drained by one instance in {:.2} s: {:.0} jobs/s",
+        elapsed.as_secs_f64(),
+        jobs as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(recipients(&sink.messages()).len(), jobs);
+
+    // The outbox's own cost, without SMTP: notification jobs about a chat that is gone take
+    // one look-up each and end (claim, run, done).
+    let jobs = 1000;
+    let txn = app.state.db.begin().await.unwrap();
+    for _ in 0..jobs {
+        let mut job = api::notify::outbox::NewJob::now(
+            "admin_notify",
+            json!({ "first_at": chrono::Utc::now() }),
+        );
+        job.chat_id = Some(uuid::Uuid::now_v7());
+        api::notify::outbox::enqueue(&txn, job).await.unwrap();
+    }
+    let started = Instant::now();
+    txn.commit().await.unwrap();
+    let pending = || async {
+        api::notify::outbox::depth(&app.state.db).await.unwrap()
+    };
+    while pending().await > 0 {
+        assert!(started.elapsed() < Duration::from_secs(120), "the outbox did not drain");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "outbox ({backend:?}): {jobs} jobs without SMTP drained in {:.2} s: {:.0} jobs/s",
+        elapsed.as_secs_f64(),
+        jobs as f64 / elapsed.as_secs_f64()
+    );
+}
+
 /// Bad input: header-injection characters and a huge name are refused or neutralised, and an
 /// address the server refuses (550) makes its job dead after its attempts while other emails
 /// go out.
@@ -751,5 +815,6 @@ backend_tests!(
     smtp_down_then_up_delivers_once,
     a_job_written_before_a_crash_is_sent_after_restart,
     two_instances_send_each_email_once,
+    outbox_throughput,
     bad_addresses_and_names_fail_cleanly,
 );
