@@ -28,6 +28,8 @@ const M_READ = `mutation($chatId:UUID!){markChatRead(chatId:$chatId){${ROW}}}`;
 const M_STATUS = `mutation($chatId:UUID!,$status:ChatStatus!){setChatStatus(chatId:$chatId,status:$status){${ROW}}}`;
 const M_VISITOR = `mutation($chatId:UUID!,$input:VisitorInput!){updateVisitor(chatId:$chatId,input:$input){${ROW}}}`;
 const M_TYPING = 'mutation($chatId:UUID!,$typing:Boolean!){setTyping(chatId:$chatId,typing:$typing)}';
+const Q_EMAIL = 'query{notificationSettings{emailEnabled emailPreference}}';
+const M_EMAIL = 'mutation($p:EmailPreference!){setEmailPreference(preference:$p){emailEnabled emailPreference}}';
 const S_INBOX = `subscription{inboxEvents{kind typing sender chat{${ROW}} message{${MSG}}}}`;
 const S_CHAT = `subscription($chatId:UUID!){chatEvents(chatId:$chatId){kind typing sender chat{${ROW}} message{${MSG}}}}`;
 
@@ -222,6 +224,7 @@ function startApp(session) {
     $('reply-file').setAttribute('accept', accept.join(','));
     $('reply-box').maxLength = S.policy.maxMessageChars;
   }, () => {});
+  loadEmailSettings();
   S.live = new Live({
     getToken: () => S.session && S.session.token,
     onState: onLiveState,
@@ -240,6 +243,29 @@ function startApp(session) {
   refreshUnread();
   const wanted = new URLSearchParams(location.search).get('chat');
   if (wanted && /^[0-9a-f-]{36}$/i.test(wanted)) openChat(wanted);
+}
+
+// ---- email notifications (a small panel in the sidebar; emails link to #settings) ----
+function showEmailSettings(n) {
+  $('email-pref').value = n.emailPreference;
+  $('email-state').textContent = n.emailEnabled
+    ? 'Sent when nobody has read a visitor message for a while.'
+    : 'Email is off on this server (CHATDESK_SMTP_URL is not set).';
+}
+
+function loadEmailSettings() {
+  if (location.hash === '#settings') $('email-settings').open = true;
+  gql(Q_EMAIL).then((d) => showEmailSettings(d.notificationSettings), () => {});
+}
+
+async function saveEmailPreference() {
+  try {
+    const d = await gql(M_EMAIL, { p: $('email-pref').value });
+    showEmailSettings(d.setEmailPreference);
+    toast('Email preference saved');
+  } catch (err) {
+    toast(err.message || 'Could not save the email preference');
+  }
 }
 
 function showMe(admin) {
@@ -1166,6 +1192,7 @@ function bind() {
     addFiles(e.dataTransfer.files);
   });
   $('notify-toggle').addEventListener('change', onNotifyToggle);
+  $('email-pref').addEventListener('change', saveEmailPreference);
   document.addEventListener('keydown', onKey);
   // Browsers only start audio after a gesture: wake it on the first one if sound is on.
   const unlock = () => {

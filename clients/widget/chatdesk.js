@@ -31,6 +31,7 @@
   const M_SEND = `mutation($chatId:UUID!,$body:String,$attachments:[Upload!],$clientMessageId:String){sendMessage(chatId:$chatId,body:$body,attachments:$attachments,clientMessageId:$clientMessageId){${MSG}}}`;
   const M_READ = 'mutation($chatId:UUID!){markChatRead(chatId:$chatId){id unreadCount}}';
   const M_VISITOR = 'mutation($chatId:UUID!,$input:VisitorInput!){updateVisitor(chatId:$chatId,input:$input){id visitor{name email}}}';
+  const M_RESUME = 'mutation($code:String!){resumeChat(code:$code){chatToken chat{id status}}}';
   const M_TYPING = 'mutation($chatId:UUID!,$typing:Boolean!){setTyping(chatId:$chatId,typing:$typing)}';
   const S_EVENTS = `subscription($chatId:UUID!){chatEvents(chatId:$chatId){kind typing sender chat{id status unreadCount visitor{name email}} message{${MSG}}}}`;
 
@@ -308,7 +309,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
         done();
       } catch (err) { showError(err.message); }
     } },
-    h('p', {}, 'So we can reach you if you leave — optional:'), h('div', { class: 'two' }, name, email),
+    h('p', {}, 'If you leave, we email you the reply — optional:'), h('div', { class: 'two' }, name, email),
     h('div', { class: 'row' },
       h('button', { class: 'btn2', type: 'button', 'data-testid': 'chatdesk-details-skip', onclick: done }, 'No thanks'),
       h('button', { class: 'btn', type: 'submit', 'data-testid': 'chatdesk-details-save' }, 'Save')));
@@ -805,11 +806,34 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     }
   }
 
+  // A resume link from an email (#chatdesk-resume=<one-time code>): take that chat over, on
+  // this device, with the fresh token the code is exchanged for.
+  function resume() {
+    const m = /[#&]chatdesk-resume=([\w-]{1,100})/.exec(location.hash);
+    if (!m) return false;
+    history.replaceState(history.state, '', location.href.split('#')[0]); // the code is spent
+    const old = rec;
+    rec = {};
+    gql(M_RESUME, { code: m[1] }).then(d => {
+      reset();
+      rec = { chatId: d.resumeChat.chat.id, token: d.resumeChat.chatToken, asked: true };
+      save();
+      status = d.resumeChat.chat.status;
+    }, e => {
+      rec = old;
+      showError(e.code === 'BAD_USER_INPUT' ? 'This link was already used or has expired.' : sentence(e.message));
+    }).finally(() => {
+      if (hasChat()) { loadLatest(); connect(); }
+      open();
+    });
+    return true;
+  }
+
   function init() {
     ui = build();
     hideHostElements();
     badge();
-    if (hasChat()) { loadLatest(); connect(); }
+    if (!resume() && hasChat()) { loadLatest(); connect(); }
     emit('ready');
     if (wantOpen) open();
   }

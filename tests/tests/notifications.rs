@@ -679,7 +679,11 @@ async fn outbox_throughput(backend: Backend) {
     txn.commit().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while sink.messages().len() < jobs {
-        assert!(Instant::now() < deadline, "only {} of {jobs} sent", sink.messages().len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {jobs} sent",
+            sink.messages().len()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
@@ -704,11 +708,12 @@ async fn outbox_throughput(backend: Backend) {
     }
     let started = Instant::now();
     txn.commit().await.unwrap();
-    let pending = || async {
-        api::notify::outbox::depth(&app.state.db).await.unwrap()
-    };
+    let pending = || async { api::notify::outbox::depth(&app.state.db).await.unwrap() };
     while pending().await > 0 {
-        assert!(started.elapsed() < Duration::from_secs(120), "the outbox did not drain");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the outbox did not drain"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
@@ -805,6 +810,117 @@ async fn bad_addresses_and_names_fail_cleanly(backend: Backend) {
         dead[0]
     );
     assert_eq!(sink.messages().len(), 1);
+}
+
+/// The whole loop in a browser: the visitor left, the admin's reply is emailed, and the resume
+/// link opened in a fresh browser (another device) shows the history and takes a reply. A
+/// second opening of the same link is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_resumes_the_chat_from_the_emailed_link_in_a_browser() {
+    use common::browser::{Browser, chromium_path, screenshot_dir, spawn_browser_app_with};
+    if !smtp_available() {
+        return;
+    }
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let sink = SmtpSink::started().await;
+    let url = sink.url();
+    let app = spawn_browser_app_with(move |settings| with_email(settings, &url)).await;
+    let admin = app.admin_token().await;
+    app.data(
+        "mutation { setEmailPreference(preference: NEVER) { emailPreference } }",
+        json!({}),
+        Some(&admin),
+    )
+    .await;
+    let (chat_id, visitor) = start_chat(
+        &app,
+        json!({ "visitorName": "Gus", "visitorEmail": "gus@example.org", "sourcePage": app.url("/") }),
+    )
+    .await;
+    app.send(&visitor, &chat_id, "Do you ship to Iceland?")
+        .await;
+    app.send(&admin, &chat_id, "Yes, within 5 days.").await;
+    let messages = sink.wait_for(1, Duration::from_secs(20)).await;
+    let text = messages[0]["text"].as_str().unwrap();
+    let link = text
+        .split_whitespace()
+        .find(|word| word.contains("#chatdesk-resume="))
+        .unwrap_or_else(|| panic!("a resume link in {text}"))
+        .to_owned();
+    assert!(link.starts_with(&app.url("/#chatdesk-resume=")), "{link}");
+
+    let root = "document.querySelector('chatdesk-widget').shadowRoot";
+    let all = |testid: &str| format!("[...{root}.querySelectorAll('[data-testid=\"{testid}\"]')]");
+    let wait = Duration::from_secs(15);
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 900).await;
+    page.goto(&link).await;
+    page.wait_for(
+        &format!(
+            "{}.some(m => m.dataset.sender === 'admin' && m.textContent.includes('Yes, within 5 days.')) \
+             && {}.some(m => m.textContent.includes('Do you ship to Iceland?'))",
+            all("chatdesk-message"),
+            all("chatdesk-message")
+        ),
+        wait,
+    )
+    .await;
+    assert_eq!(
+        page.eval("location.hash").await,
+        json!(""),
+        "the spent code leaves the address bar"
+    );
+    page.screenshot(&screenshot_dir("notifications/resumed").join("1-history.png"))
+        .await;
+    page.click(&format!(
+        "{root}.querySelector('[data-testid=\"chatdesk-input\"]')"
+    ))
+    .await;
+    page.type_text("Great, thanks!").await;
+    page.press("Enter", 0).await;
+    page.wait_for(
+        &format!(
+            "{}.some(m => m.dataset.sender === 'visitor' && m.dataset.state === 'sent' && m.textContent.includes('Great, thanks!'))",
+            all("chatdesk-message")
+        ),
+        wait,
+    )
+    .await;
+    let data = app
+        .data(
+            "query($id: UUID!) { chat(id: $id) { messages(last: 5) { edges { node { body sender } } } } }",
+            json!({ "id": chat_id }),
+            Some(&admin),
+        )
+        .await;
+    let last = data["chat"]["messages"]["edges"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned();
+    assert_eq!(
+        last.map(|edge| edge["node"].clone()),
+        Some(json!({ "body": "Great, thanks!", "sender": "VISITOR" }))
+    );
+
+    // The same link again, in another fresh browser: refused, said plainly.
+    let again = Browser::launch(&chromium).await;
+    let page = again.page(1280, 900).await;
+    page.goto(&link).await;
+    page.wait_for(
+        &format!(
+            "(e => e && !e.hidden && e.textContent.includes('already used or has expired'))({root}.querySelector('[data-testid=\"chatdesk-error\"]'))"
+        ),
+        wait,
+    )
+    .await;
+    assert!(
+        page.script_errors().is_empty(),
+        "{:?}",
+        page.script_errors()
+    );
 }
 
 backend_tests!(
