@@ -923,7 +923,223 @@ async fn a_visitor_resumes_the_chat_from_the_emailed_link_in_a_browser() {
     );
 }
 
+/// `target/debug/chatdesk`, if it is there and at least as new as the `api` library (as
+/// `resilience_crash.rs` finds it); skipped otherwise, unless `CI` is set.
+fn chatdesk_binary() -> Option<PathBuf> {
+    let required = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    let exe = std::env::current_exe().expect("the test executable");
+    let deps = exe.parent().expect("target/debug/deps");
+    let binary = deps
+        .parent()
+        .expect("target/debug")
+        .join(format!("chatdesk{}", std::env::consts::EXE_SUFFIX));
+    let modified = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
+    let library = std::fs::read_dir(deps)
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("libapi-") && name.ends_with(".rlib"))
+        })
+        .filter_map(|path| modified(&path))
+        .max();
+    let fresh = matches!((modified(&binary), library), (Some(built), Some(lib)) if built >= lib)
+        || matches!((modified(&binary), library), (Some(_), None));
+    if !fresh {
+        let message = format!(
+            "{} is missing or older than the api library: run `cargo build -p api`",
+            binary.display()
+        );
+        assert!(!required, "{message}");
+        eprintln!("skipped: {message}");
+        return None;
+    }
+    Some(binary)
+}
+
+/// The real binary with email on, in its own process.
+async fn start_binary(
+    binary: &Path,
+    dir: &Path,
+    database_url: &str,
+    smtp_url: &str,
+) -> (tokio::process::Child, String) {
+    let port = free_port();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("a log file");
+    let data = dir.to_string_lossy().into_owned();
+    let mut child = tokio::process::Command::new(binary)
+        .arg("serve")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .env("DATABASE_URL", database_url)
+        .env("CHATDESK_BIND", format!("127.0.0.1:{port}"))
+        .env("CHATDESK_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("CHATDESK_DATA_DIR", &data)
+        .env("CHATDESK_STORAGE", format!("{data}/uploads"))
+        .env(
+            "CHATDESK_JWT_SECRET",
+            "test-secret-that-is-at-least-32-characters",
+        )
+        .env("CHATDESK_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("CHATDESK_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
+        .env("CHATDESK_SMTP_URL", smtp_url)
+        .env(
+            "CHATDESK_MAIL_FROM",
+            "Example Support <support@example.com>",
+        )
+        .env("CHATDESK_NOTIFY_DELAY_SECS", "2")
+        .env("CHATDESK_OUTBOX_POLL_MS", "50")
+        .env("CHATDESK_OUTBOX_RETRY_BASE_SECS", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chatdesk starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = reqwest::get(format!("{base}/healthz")).await
+            && response.status() == 200
+        {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "chatdesk exited with {status}: {}",
+                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "chatdesk did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (child, base)
+}
+
+async fn call(base: &str, query: &str, variables: Value, token: Option<&str>) -> Value {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response: Value = request.send().await.unwrap().json().await.unwrap();
+    assert!(response.get("errors").is_none(), "{response}");
+    response["data"].clone()
+}
+
+/// The real `chatdesk` process SIGKILLed right after an admin's reply (before the delay has
+/// passed): after a restart on the same database the visitor gets the email, once.
+async fn a_server_killed_right_after_a_reply_emails_after_restart(backend: Backend) {
+    if !smtp_available() {
+        return;
+    }
+    let Some(binary) = chatdesk_binary() else {
+        return;
+    };
+    let sink = SmtpSink::started().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (database_url, postgres) = match &backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}/chatdesk.db?mode=rwc", dir.path().display()),
+            None,
+        ),
+        Backend::Postgres(server) => {
+            let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
+            common::create_database(server, &name).await;
+            (
+                common::with_database(server, &name),
+                Some((server.clone(), name)),
+            )
+        }
+    };
+    let (mut server, base) = start_binary(&binary, dir.path(), &database_url, &sink.url()).await;
+    let login = call(
+        &base,
+        "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+        json!({ "e": ADMIN_EMAIL, "p": common::ADMIN_PASSWORD }),
+        None,
+    )
+    .await;
+    let admin = login["login"]["token"].as_str().unwrap().to_owned();
+    call(
+        &base,
+        "mutation { setEmailPreference(preference: NEVER) { emailPreference } }",
+        json!({}),
+        Some(&admin),
+    )
+    .await;
+    let started = call(
+        &base,
+        "mutation($input: StartChatInput) { startChat(input: $input) { chatToken chat { id } } }",
+        json!({ "input": { "visitorEmail": "ida@example.org" } }),
+        None,
+    )
+    .await;
+    let chat_id = started["startChat"]["chat"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let visitor = started["startChat"]["chatToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let send = "mutation($c: UUID!, $b: String) { sendMessage(chatId: $c, body: $b) { id } }";
+    call(
+        &base,
+        send,
+        json!({ "c": chat_id, "b": "Are you open on Sunday?" }),
+        Some(&visitor),
+    )
+    .await;
+    call(
+        &base,
+        send,
+        json!({ "c": chat_id, "b": "Yes, from 10 to 4." }),
+        Some(&admin),
+    )
+    .await;
+
+    let pid = i32::try_from(server.id().expect("running")).unwrap();
+    // SAFETY: a plain signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let _ = server.wait().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        sink.messages().is_empty(),
+        "nothing went out before the delay"
+    );
+
+    let (_restarted, _) = start_binary(&binary, dir.path(), &database_url, &sink.url()).await;
+    let messages = sink.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(recipients(&messages), vec!["ida@example.org".to_owned()]);
+    assert!(
+        messages[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Yes, from 10 to 4.")
+    );
+    if let Some((server, name)) = postgres {
+        drop(_restarted);
+        common::drop_database(&server, &name).await;
+    }
+}
+
 backend_tests!(
+    a_server_killed_right_after_a_reply_emails_after_restart,
     unread_visitor_messages_email_the_admins_once_per_burst,
     unread_replies_email_the_visitor_with_a_resume_link,
     a_rolled_back_transaction_writes_no_job,
