@@ -10,5 +10,6 @@ pub mod chat_message;
 pub mod chat_resume_code;
 pub mod outbox_job;
 pub mod prelude;
+pub mod site_setting;
 
 pub use sea_orm;

@@ -923,6 +923,171 @@ async fn a_visitor_resumes_the_chat_from_the_emailed_link_in_a_browser() {
     );
 }
 
+const SET_HOURS: &str = "mutation($input: OfficeHoursInput!) { setOfficeHours(input: $input) { enabled timeZone ranges { weekday open close } awayText replyTime } }";
+const WIDGET_SETTINGS: &str = "{ widgetSettings { available awayText replyTime emailReplies } }";
+
+/// Office hours: set by an admin (checked), read by anyone through `widgetSettings`.
+async fn office_hours_drive_the_widget_settings(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let admin = app.admin_token().await;
+    let (_, visitor) = app.start_chat(Some("Hal")).await;
+    assert_eq!(
+        app.data(WIDGET_SETTINGS, json!({}), None).await["widgetSettings"],
+        json!({ "available": true, "awayText": null, "replyTime": null, "emailReplies": false })
+    );
+
+    // Enabled with no opening range: away, saying so.
+    let away = json!({ "input": {
+        "enabled": true, "timeZone": "Europe/Berlin", "ranges": [],
+        "awayText": "Back on Monday <b>9:00</b>", "replyTime": "Within minutes"
+    } });
+    let set = app.data(SET_HOURS, away.clone(), Some(&admin)).await;
+    assert_eq!(set["setOfficeHours"]["timeZone"], json!("Europe/Berlin"));
+    assert_eq!(
+        app.data(WIDGET_SETTINGS, json!({}), None).await["widgetSettings"],
+        json!({ "available": false, "awayText": "Back on Monday <b>9:00</b>", "replyTime": null, "emailReplies": false })
+    );
+
+    // Open all day every day (in UTC): around, with the reply time.
+    let days = [
+        "MONDAY",
+        "TUESDAY",
+        "WEDNESDAY",
+        "THURSDAY",
+        "FRIDAY",
+        "SATURDAY",
+        "SUNDAY",
+    ];
+    let ranges: Vec<Value> = days
+        .iter()
+        .map(|day| json!({ "weekday": day, "open": "00:00", "close": "23:59" }))
+        .collect();
+    let open = json!({ "input": {
+        "enabled": true, "timeZone": "UTC", "ranges": ranges,
+        "awayText": "Away", "replyTime": "Within minutes"
+    } });
+    app.data(SET_HOURS, open, Some(&admin)).await;
+    let read = app
+        .data(
+            "{ officeHours { enabled timeZone ranges { weekday open close } } }",
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(read["officeHours"]["ranges"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        read["officeHours"]["ranges"][0],
+        json!({ "weekday": "MONDAY", "open": "00:00", "close": "23:59" })
+    );
+    if chrono::Utc::now().format("%H:%M").to_string() != "23:59" {
+        assert_eq!(
+            app.data(WIDGET_SETTINGS, json!({}), None).await["widgetSettings"],
+            json!({ "available": true, "awayText": null, "replyTime": "Within minutes", "emailReplies": false })
+        );
+    }
+
+    // Bad input and the wrong people.
+    let with = |change: Value| {
+        let mut input = away["input"].clone();
+        for (key, value) in change.as_object().unwrap() {
+            input[key] = value.clone();
+        }
+        json!({ "input": input })
+    };
+    for bad in [
+        json!({ "timeZone": "Mars/Olympus" }),
+        json!({ "timeZone": "Europe/Berlin\r\nX: y" }),
+        json!({ "ranges": [{ "weekday": "MONDAY", "open": "25:00", "close": "26:00" }] }),
+        json!({ "ranges": [{ "weekday": "MONDAY", "open": "17:00", "close": "09:00" }] }),
+        json!({ "awayText": "x".repeat(10_000) }),
+    ] {
+        let response = app
+            .graphql(SET_HOURS, with(bad.clone()), Some(&admin))
+            .await;
+        assert_eq!(
+            error_code(&response),
+            Some("BAD_USER_INPUT"),
+            "{bad}: {response}"
+        );
+    }
+    let response = app.graphql(SET_HOURS, away.clone(), Some(&visitor)).await;
+    assert_eq!(error_code(&response), Some("FORBIDDEN"), "{response}");
+    let response = app.graphql(SET_HOURS, away, None).await;
+    assert_eq!(error_code(&response), Some("UNAUTHENTICATED"), "{response}");
+    let response = app
+        .graphql("{ officeHours { enabled } }", json!({}), None)
+        .await;
+    assert_eq!(error_code(&response), Some("UNAUTHENTICATED"), "{response}");
+}
+
+/// While away, the widget shows the away text and asks for the email before the first
+/// message; the email given goes with the new chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_shows_the_away_text_and_asks_for_the_email_first() {
+    use common::browser::{Browser, chromium_path, screenshot_dir, spawn_browser_app};
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let admin = app.admin_token().await;
+    app.data(
+        SET_HOURS,
+        json!({ "input": { "enabled": true, "timeZone": "UTC", "ranges": [], "awayText": "We are closed <now>, back at 9.", "replyTime": null } }),
+        Some(&admin),
+    )
+    .await;
+    let root = "document.querySelector('chatdesk-widget').shadowRoot";
+    let el = |testid: &str| format!("{root}.querySelector('[data-testid=\"{testid}\"]')");
+    let wait = Duration::from_secs(15);
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 900).await;
+    page.goto(&app.url("/")).await;
+    page.wait_for(&el("chatdesk-launcher"), wait).await;
+    page.click(&el("chatdesk-launcher")).await;
+    page.wait_for(
+        &format!(
+            "!{a}.hidden && {a}.textContent === 'We are closed <now>, back at 9.' && !{d}.hidden",
+            a = el("chatdesk-availability"),
+            d = el("chatdesk-details")
+        ),
+        wait,
+    )
+    .await;
+    page.screenshot(&screenshot_dir("notifications/away").join("1-away.png"))
+        .await;
+    page.click(&el("chatdesk-email")).await;
+    page.type_text("kim@example.org").await;
+    page.click(&el("chatdesk-details-save")).await;
+    page.wait_for(&format!("{}.hidden", el("chatdesk-details")), wait)
+        .await;
+    page.click(&el("chatdesk-input")).await;
+    page.type_text("Hello after hours").await;
+    page.press("Enter", 0).await;
+    page.wait_for(
+        &format!(
+            "[...{root}.querySelectorAll('[data-testid=\"chatdesk-message\"]')].some(m => m.dataset.state === 'sent' && m.textContent.includes('Hello after hours'))"
+        ),
+        wait,
+    )
+    .await;
+    let chats = app
+        .data(
+            "{ chats(first: 5) { edges { node { visitor { email } } } } }",
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        chats["chats"]["edges"][0]["node"]["visitor"]["email"],
+        json!("kim@example.org")
+    );
+    assert!(
+        page.script_errors().is_empty(),
+        "{:?}",
+        page.script_errors()
+    );
+}
+
 /// `target/debug/chatdesk`, if it is there and at least as new as the `api` library (as
 /// `resilience_crash.rs` finds it); skipped otherwise, unless `CI` is set.
 fn chatdesk_binary() -> Option<PathBuf> {
@@ -1139,6 +1304,7 @@ async fn a_server_killed_right_after_a_reply_emails_after_restart(backend: Backe
 }
 
 backend_tests!(
+    office_hours_drive_the_widget_settings,
     a_server_killed_right_after_a_reply_emails_after_restart,
     unread_visitor_messages_email_the_admins_once_per_burst,
     unread_replies_email_the_visitor_with_a_resume_link,

@@ -1,11 +1,15 @@
-//! Email notifications: an admin's preference, and resuming a chat from an email's link.
+//! Email notifications (an admin's preference, resuming a chat from an email's link) and the
+//! office hours the widget shows.
 
-use async_graphql::{Context, Enum, Object, SimpleObject};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
+use chrono::NaiveTime;
 
 use super::chat::StartChatPayload;
 use super::schema::{app, client_address, viewer};
 use super::types::Chat;
 use crate::auth::viewer::Side;
+use crate::error::Error;
+use crate::service::away::{self, OfficeHours as StoredHours, Range};
 use crate::service::notifications;
 use entity::admin_notification_pref::EmailPreference as StoredPreference;
 
@@ -52,6 +56,130 @@ pub struct NotificationSettings {
     pub email_preference: EmailPreference,
 }
 
+/// A day of the week, in the office's time zone.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Weekday {
+    /// Monday.
+    Monday,
+    /// Tuesday.
+    Tuesday,
+    /// Wednesday.
+    Wednesday,
+    /// Thursday.
+    Thursday,
+    /// Friday.
+    Friday,
+    /// Saturday.
+    Saturday,
+    /// Sunday.
+    Sunday,
+}
+
+const WEEKDAYS: [Weekday; 7] = [
+    Weekday::Monday,
+    Weekday::Tuesday,
+    Weekday::Wednesday,
+    Weekday::Thursday,
+    Weekday::Friday,
+    Weekday::Saturday,
+    Weekday::Sunday,
+];
+
+/// When someone is around on one weekday, in the office's time zone.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "OpeningRangeInput")]
+pub struct OpeningRange {
+    /// The day this range is on.
+    pub weekday: Weekday,
+    /// `HH:MM`, 24-hour clock.
+    pub open: String,
+    /// `HH:MM`, after `open` (split a range past midnight in two).
+    pub close: String,
+}
+
+/// Office hours and the widget's away text.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "OfficeHoursInput")]
+pub struct OfficeHours {
+    /// Off: the widget always shows the team as around.
+    pub enabled: bool,
+    /// An IANA time zone, e.g. `Europe/Berlin`.
+    pub time_zone: String,
+    /// When someone is around; none at all means always away (while enabled).
+    pub ranges: Vec<OpeningRange>,
+    /// What the widget says while nobody is around (up to 500 characters).
+    pub away_text: Option<String>,
+    /// What the widget says while someone is around, e.g. "We usually reply within minutes".
+    pub reply_time: Option<String>,
+}
+
+fn hhmm(field: &str, text: &str) -> std::result::Result<NaiveTime, Error> {
+    NaiveTime::parse_from_str(text.trim(), "%H:%M").map_err(|_| {
+        Error::bad_input(format!(
+            "{field}: expected HH:MM, got '{}'",
+            crate::notify::jobs::excerpt(text, 20)
+        ))
+    })
+}
+
+impl OfficeHours {
+    fn into_stored(self) -> std::result::Result<StoredHours, Error> {
+        let ranges = self
+            .ranges
+            .into_iter()
+            .map(|range| {
+                Ok(Range {
+                    weekday: WEEKDAYS
+                        .iter()
+                        .position(|day| *day == range.weekday)
+                        .and_then(|index| u8::try_from(index).ok())
+                        .unwrap_or(0),
+                    open: hhmm("open", &range.open)?,
+                    close: hhmm("close", &range.close)?,
+                })
+            })
+            .collect::<std::result::Result<Vec<_>, Error>>()?;
+        Ok(StoredHours {
+            enabled: self.enabled,
+            time_zone: self.time_zone,
+            ranges,
+            away_text: self.away_text,
+            reply_time: self.reply_time,
+        })
+    }
+
+    fn from_stored(hours: StoredHours) -> Self {
+        Self {
+            enabled: hours.enabled,
+            time_zone: hours.time_zone,
+            ranges: hours
+                .ranges
+                .into_iter()
+                .map(|range| OpeningRange {
+                    weekday: WEEKDAYS[usize::from(range.weekday.min(6))],
+                    open: range.open.format("%H:%M").to_string(),
+                    close: range.close.format("%H:%M").to_string(),
+                })
+                .collect(),
+            away_text: hours.away_text,
+            reply_time: hours.reply_time,
+        }
+    }
+}
+
+/// What the widget needs to know before a chat starts. Open to anyone.
+#[derive(SimpleObject)]
+pub struct WidgetSettings {
+    /// Whether someone is around now (always true without office hours).
+    pub available: bool,
+    /// The away text, while nobody is around.
+    pub away_text: Option<String>,
+    /// The expected reply time, while someone is around.
+    pub reply_time: Option<String>,
+    /// Whether a visitor who leaves an email gets replies by email.
+    pub email_replies: bool,
+}
+
 #[derive(Default)]
 pub struct NotifyQuery;
 
@@ -65,6 +193,26 @@ impl NotifyQuery {
             email_enabled: app.notify.email_enabled(),
             email_preference: preference.into(),
         })
+    }
+
+    /// Whether someone is around, and what to say about it. Open to anyone.
+    async fn widget_settings(&self, ctx: &Context<'_>) -> Result<WidgetSettings> {
+        let app = app(ctx)?;
+        let hours = away::office_hours(&app.db).await?;
+        let available = hours.is_open(crate::clock::now());
+        Ok(WidgetSettings {
+            available,
+            away_text: if available { None } else { hours.away_text },
+            reply_time: if available { hours.reply_time } else { None },
+            email_replies: app.notify.email_enabled(),
+        })
+    }
+
+    /// The office hours. Admins only.
+    async fn office_hours(&self, ctx: &Context<'_>) -> Result<OfficeHours> {
+        let app = app(ctx)?;
+        viewer(ctx).require_admin()?;
+        Ok(OfficeHours::from_stored(away::office_hours(&app.db).await?))
     }
 }
 
@@ -86,6 +234,15 @@ impl NotifyMutation {
             email_enabled: app.notify.email_enabled(),
             email_preference: preference.into(),
         })
+    }
+
+    /// Sets the office hours and the away text. Admins only.
+    async fn set_office_hours(&self, ctx: &Context<'_>, input: OfficeHours) -> Result<OfficeHours> {
+        let app = app(ctx)?;
+        let viewer = viewer(ctx);
+        viewer.require_admin()?;
+        let stored = away::set_office_hours(&app.db, viewer, input.into_stored()?).await?;
+        Ok(OfficeHours::from_stored(stored))
     }
 
     /// Exchanges the one-time code of an email's resume link (`#chatdesk-resume=…`, valid 7

@@ -2,6 +2,7 @@
 //! function takes the viewer and decides what it may do.
 
 pub mod admins;
+pub mod away;
 pub mod chats;
 pub mod cursor;
 pub mod demo;
