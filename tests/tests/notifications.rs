@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use api::Settings;
 use api::config::Secret;
 use common::{ADMIN_EMAIL, Backend, TestApp, error_code, spawn_app_with};
-use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, TransactionTrait};
+use sea_orm::{EntityTrait, PaginatorTrait, TransactionTrait};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -334,6 +334,19 @@ async fn unread_visitor_messages_email_the_admins_once_per_burst(backend: Backen
         text.contains("Still waiting") && !text.contains("One more thing"),
         "{text}"
     );
+
+    // The outbox reports itself on /metrics.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for name in [
+        "outbox_queue_depth",
+        "outbox_jobs_sent_total{kind=\"email\"}",
+        "outbox_jobs_sent_total{kind=\"admin_notify\"}",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
+    }
 }
 
 /// An admin reply the visitor does not read within the delay is emailed to the visitor, with a
@@ -451,7 +464,20 @@ async fn a_rolled_back_transaction_writes_no_job(backend: Backend) {
     assert!(api::notify::outbox::enqueue(db, keyed()).await.unwrap());
     assert!(!api::notify::outbox::enqueue(db, keyed()).await.unwrap());
     assert_eq!(outbox_count(&app).await, 2);
-    let _ = db.execute_unprepared("SELECT 1").await;
+
+    // Erasing a chat takes its waiting jobs with it (issue 21 calls this).
+    let chat_id = uuid::Uuid::now_v7();
+    let mut about_chat = job();
+    about_chat.chat_id = Some(chat_id);
+    api::notify::outbox::enqueue(db, about_chat).await.unwrap();
+    assert_eq!(outbox_count(&app).await, 3);
+    assert_eq!(
+        api::notify::outbox::delete_pending_for_chat(db, chat_id)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(outbox_count(&app).await, 2);
 }
 
 /// With email off, a send writes no job (the send path stays as it was).
@@ -1081,6 +1107,120 @@ async fn the_widget_shows_the_away_text_and_asks_for_the_email_first() {
         chats["chats"]["edges"][0]["node"]["visitor"]["email"],
         json!("kim@example.org")
     );
+    assert!(
+        page.script_errors().is_empty(),
+        "{:?}",
+        page.script_errors()
+    );
+}
+
+/// The admin page's sidebar panels: the email preference (email off on this server, and it
+/// says so; `#settings` opens it, as the emails link) and the office hours, saved through the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_page_sets_the_email_preference_and_office_hours() {
+    use common::browser::{Browser, chromium_path, screenshot_dir, spawn_browser_app};
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let t = |testid: &str| format!("document.querySelector('[data-testid=\"{testid}\"]')");
+    let wait = Duration::from_secs(15);
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 900).await;
+    page.goto(&app.url("/admin666/#settings")).await;
+    page.wait_for(
+        &format!(
+            "!document.getElementById('login-view').hidden && document.activeElement === {}",
+            t("login-email")
+        ),
+        wait,
+    )
+    .await;
+    page.type_text(ADMIN_EMAIL).await;
+    page.click(&t("login-password")).await;
+    page.type_text(common::ADMIN_PASSWORD).await;
+    page.press("Enter", 0).await;
+    page.wait_for(
+        &format!(
+            "{s}.open && {st}.textContent.includes('Email is off on this server')",
+            s = t("email-settings"),
+            st = t("email-state")
+        ),
+        wait,
+    )
+    .await;
+    let change = |testid: &str, value: &str| {
+        format!(
+            "(() => {{ const e = {}; e.value = {}; e.dispatchEvent(new Event('change', {{ bubbles: true }})); }})()",
+            t(testid),
+            json!(value)
+        )
+    };
+    page.eval(&change("email-pref", "NEW_CHATS")).await;
+    let admin = app.admin_token().await;
+    let deadline = Instant::now() + wait;
+    loop {
+        let data = app
+            .data(
+                "{ notificationSettings { emailPreference } }",
+                json!({}),
+                Some(&admin),
+            )
+            .await;
+        if data["notificationSettings"]["emailPreference"] == json!("NEW_CHATS") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the preference was not saved: {data}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    page.eval(&format!("{}.open = true", t("office-hours")))
+        .await;
+    page.eval(&format!("{}.checked = true", t("hours-enabled")))
+        .await;
+    page.eval(&format!("{}.value = 'Europe/Paris'", t("hours-zone")))
+        .await;
+    page.eval(&format!("{}.value = '09:00'", t("hours-monday-open")))
+        .await;
+    page.eval(&format!("{}.value = '17:30'", t("hours-monday-close")))
+        .await;
+    page.eval(&format!("{}.value = 'Back soon'", t("hours-away")))
+        .await;
+    page.click(&t("hours-save")).await;
+    page.wait_for(
+        &format!("{}.textContent === 'Saved.'", t("hours-state")),
+        wait,
+    )
+    .await;
+    page.screenshot(&screenshot_dir("notifications/admin").join("1-settings.png"))
+        .await;
+    let data = app
+        .data(
+            "{ officeHours { enabled timeZone ranges { weekday open close } awayText } }",
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        data["officeHours"],
+        json!({ "enabled": true, "timeZone": "Europe/Paris", "awayText": "Back soon",
+                "ranges": [{ "weekday": "MONDAY", "open": "09:00", "close": "17:30" }] })
+    );
+    // A bad time zone is refused with the server's words.
+    page.eval(&format!("{}.value = 'Nowhere/Land'", t("hours-zone")))
+        .await;
+    page.click(&t("hours-save")).await;
+    page.wait_for(
+        &format!(
+            "{}.textContent.includes('not an IANA time zone')",
+            t("hours-state")
+        ),
+        wait,
+    )
+    .await;
     assert!(
         page.script_errors().is_empty(),
         "{:?}",
