@@ -373,11 +373,25 @@ async fn unread_replies_email_the_visitor_with_a_resume_link(backend: Backend) {
     app.send(&admin, &chat_id, "It left <today> & arrives tomorrow.")
         .await;
     app.send(&admin, &chat_id, "Anything else?").await;
+    app.upload_ok(
+        &admin,
+        &chat_id,
+        &[("tracking <number>.txt", b"track 123", "text/plain")],
+    )
+    .await;
 
     let messages = sink.wait_for(1, Duration::from_secs(20)).await;
     assert_eq!(recipients(&messages), vec!["bob@example.org".to_owned()]);
     let email = &messages[0];
     let text = email["text"].as_str().unwrap();
+    assert!(text.contains("[files: tracking <number>.txt]"), "{text}");
+    assert!(
+        email["html"]
+            .as_str()
+            .unwrap()
+            .contains("Files: tracking &lt;number&gt;.txt"),
+        "{email}"
+    );
     assert!(
         text.contains("It left <today> & arrives tomorrow.") && text.contains("Anything else?"),
         "{text}"
@@ -465,14 +479,14 @@ async fn a_rolled_back_transaction_writes_no_job(backend: Backend) {
     assert!(!api::notify::outbox::enqueue(db, keyed()).await.unwrap());
     assert_eq!(outbox_count(&app).await, 2);
 
-    // Erasing a chat takes its waiting jobs with it (issue 21 calls this).
+    // Erasing a chat takes its jobs with it (issue 21 calls this).
     let chat_id = uuid::Uuid::now_v7();
     let mut about_chat = job();
     about_chat.chat_id = Some(chat_id);
     api::notify::outbox::enqueue(db, about_chat).await.unwrap();
     assert_eq!(outbox_count(&app).await, 3);
     assert_eq!(
-        api::notify::outbox::delete_pending_for_chat(db, chat_id)
+        api::notify::outbox::delete_for_chat(db, chat_id)
             .await
             .unwrap(),
         1

@@ -75,15 +75,12 @@ pub async fn enqueue(db: &impl ConnectionTrait, job: NewJob) -> Result<bool, DbE
     Ok(written > 0)
 }
 
-/// Deletes the jobs of a chat that have not run yet (erasure: nothing may go out about a chat
-/// that is gone).
-pub async fn delete_pending_for_chat(
-    db: &impl ConnectionTrait,
-    chat_id: Uuid,
-) -> Result<u64, DbErr> {
+/// Deletes a chat's jobs, for erasure: nothing may go out about a chat that is gone, and
+/// finished emails hold its text until they are pruned. Call it in the erasing transaction,
+/// before writing any job about the erasure itself (a webhook's `chat.deleted`).
+pub async fn delete_for_chat(db: &impl ConnectionTrait, chat_id: Uuid) -> Result<u64, DbErr> {
     Ok(outbox_job::Entity::delete_many()
         .filter(outbox_job::Column::ChatId.eq(chat_id))
-        .filter(outbox_job::Column::State.eq(JobState::Pending))
         .exec(db)
         .await?
         .rows_affected)
