@@ -122,6 +122,9 @@ pub struct Settings {
     pub smtp_url: Option<Secret>,
     /// The From of every email, e.g. `Example Support <support@example.com>`.
     pub mail_from: Option<String>,
+    /// A PEM file of CA certificates the SMTP server's certificate may chain to, trusted besides
+    /// the system's (a relay with a private CA).
+    pub smtp_ca_file: Option<PathBuf>,
     /// How long a message may stay unseen before anyone is emailed about it.
     pub notify_delay: std::time::Duration,
     /// The first retry of a failed outbox job waits about this long; each next one twice as long.
@@ -290,6 +293,7 @@ impl Settings {
             admin_password: var("CHATDESK_ADMIN_PASSWORD").map(Secret::new),
             smtp_url,
             mail_from: var("CHATDESK_MAIL_FROM"),
+            smtp_ca_file: var("CHATDESK_SMTP_CA_FILE").map(PathBuf::from),
             notify_delay: Duration::from_secs(number(
                 "CHATDESK_NOTIFY_DELAY_SECS",
                 var("CHATDESK_NOTIFY_DELAY_SECS"),

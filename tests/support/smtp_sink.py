@@ -5,18 +5,24 @@ text and HTML parts, so a Rust test can read it without a MIME parser.
 Recipients whose local part starts with "reject" are refused with 550, as a real server refuses
 an unknown mailbox.
 
-    python3 smtp_sink.py FOLDER PORT
+    python3 smtp_sink.py FOLDER PORT [--tls starttls|smtps --cert CERT --key KEY] [--auth USER:PASSWORD]
+
+With --tls starttls the server requires STARTTLS; with --tls smtps the connection is TLS from
+the start. With --auth every message needs AUTH with those credentials.
 """
+
+import argparse
+import ssl
 
 import email
 import email.policy
 import json
 import os
-import sys
 import time
 import uuid
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Sink:
@@ -56,10 +62,56 @@ class Sink:
         return "250 Message accepted"
 
 
+def authenticator_for(credentials):
+    user, password = credentials.split(":", 1)
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == user
+            and auth_data.password.decode() == password
+        )
+        return AuthResult(success=ok)
+
+    return authenticator
+
+
 def main():
-    folder, port = sys.argv[1], int(sys.argv[2])
-    os.makedirs(folder, exist_ok=True)
-    controller = Controller(Sink(folder), hostname="127.0.0.1", port=port)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("folder")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--tls", choices=["none", "starttls", "smtps"], default="none")
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--auth")
+    args = parser.parse_args()
+    os.makedirs(args.folder, exist_ok=True)
+    options = {}
+    context = None
+    if args.tls != "none":
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
+    if args.tls == "starttls":
+        options.update(tls_context=context, require_starttls=True)
+    if args.auth:
+        options.update(
+            authenticator=authenticator_for(args.auth),
+            auth_required=True,
+            # aiosmtpd counts only STARTTLS as TLS; an smtps connection is TLS from the start.
+            auth_require_tls=args.tls == "starttls",
+        )
+    if args.tls == "smtps":
+        controller = Controller(
+            Sink(args.folder),
+            hostname="127.0.0.1",
+            port=args.port,
+            ssl_context=context,
+            server_kwargs=options,
+        )
+    else:
+        controller = Controller(
+            Sink(args.folder), hostname="127.0.0.1", port=args.port, server_kwargs=options
+        )
     controller.start()
     print("ready", flush=True)
     try:

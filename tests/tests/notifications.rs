@@ -52,6 +52,8 @@ struct SmtpSink {
     port: u16,
     folder: TempDir,
     child: Option<Child>,
+    /// More arguments for smtp_sink.py (TLS, credentials).
+    options: Vec<String>,
 }
 
 impl SmtpSink {
@@ -61,6 +63,7 @@ impl SmtpSink {
             port: free_port(),
             folder: tempfile::tempdir().expect("temp dir"),
             child: None,
+            options: Vec::new(),
         }
     }
 
@@ -76,6 +79,7 @@ impl SmtpSink {
             .arg(script)
             .arg(self.folder.path())
             .arg(self.port.to_string())
+            .args(&self.options)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -1240,6 +1244,184 @@ async fn the_admin_page_sets_the_email_preference_and_office_hours() {
         "{:?}",
         page.script_errors()
     );
+}
+
+/// A CA and a certificate it signed for 127.0.0.1, made with the `openssl` command:
+/// (ca.pem, cert.pem, key.pem) in `dir`.
+fn make_certificates(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let run = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    let extensions = dir.join("leaf.ext");
+    std::fs::write(
+        &extensions,
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .ok()?;
+    let made = run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Chatdesk test CA",
+    ]) && run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]) && run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    if !made {
+        assert!(
+            !smtp_required(),
+            "CHATDESK_REQUIRE_SMTP=1 but openssl cannot make test certificates"
+        );
+        eprintln!("skipped: the openssl command is missing or failed");
+        return None;
+    }
+    Some((
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    ))
+}
+
+/// TLS both ways lettre speaks it, with credentials from the URL, against a server whose
+/// certificate chains to a private CA (`CHATDESK_SMTP_CA_FILE`): implicit TLS (`smtps://`) and
+/// STARTTLS (`?tls=required`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtps_and_starttls_with_credentials_deliver() {
+    if !smtp_available() {
+        return;
+    }
+    let certificates = tempfile::tempdir().unwrap();
+    let Some((ca, cert, key)) = make_certificates(certificates.path()) else {
+        return;
+    };
+    for (mode, url) in [
+        ("smtps", "smtps://mailer:s3cret@127.0.0.1:{port}"),
+        (
+            "starttls",
+            "smtp://mailer:s3cret@127.0.0.1:{port}?tls=required",
+        ),
+    ] {
+        let mut sink = SmtpSink::new();
+        sink.options = [
+            "--tls",
+            mode,
+            "--cert",
+            &cert.to_string_lossy(),
+            "--key",
+            &key.to_string_lossy(),
+            "--auth",
+            "mailer:s3cret",
+        ]
+        .iter()
+        .map(|arg| (*arg).to_owned())
+        .collect();
+        sink.start().await;
+        let url = url.replace("{port}", &sink.port.to_string());
+        let ca = ca.clone();
+        let app = spawn_app_with(Backend::Sqlite, {
+            let url = url.clone();
+            move |settings| {
+                with_email(settings, &url);
+                settings.smtp_ca_file = Some(ca);
+            }
+        })
+        .await;
+        let (chat_id, visitor) = start_chat(&app, json!({ "visitorName": "Tia" })).await;
+        app.send(&visitor, &chat_id, &format!("over {mode}")).await;
+        let messages = sink.wait_for(1, Duration::from_secs(20)).await;
+        assert_eq!(
+            recipients(&messages),
+            vec![ADMIN_EMAIL.to_owned()],
+            "{mode}"
+        );
+        assert!(
+            messages[0]["text"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("over {mode}"))
+        );
+    }
+
+    // Without the CA the certificate is not trusted: the email fails, nothing is sent in clear.
+    let mut sink = SmtpSink::new();
+    sink.options = [
+        "--tls",
+        "smtps",
+        "--cert",
+        &cert.to_string_lossy(),
+        "--key",
+        &key.to_string_lossy(),
+    ]
+    .iter()
+    .map(|arg| (*arg).to_owned())
+    .collect();
+    sink.start().await;
+    let url = format!("smtps://127.0.0.1:{}", sink.port);
+    let app = spawn_app_with(Backend::Sqlite, move |settings| {
+        with_email(settings, &url);
+        settings.outbox_max_attempts = 1;
+    })
+    .await;
+    let (chat_id, visitor) = start_chat(&app, json!({ "visitorName": "Uma" })).await;
+    app.send(&visitor, &chat_id, "untrusted").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let error = loop {
+        let dead = entity::outbox_job::Entity::find()
+            .all(&app.state.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|job| job.state == entity::outbox_job::JobState::Dead);
+        if let Some(job) = dead {
+            break job.last_error.unwrap_or_default();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the untrusted server was not refused"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert!(sink.messages().is_empty());
 }
 
 /// `target/debug/chatdesk`, if it is there and at least as new as the `api` library (as

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
@@ -52,7 +53,7 @@ impl Mailer {
             anyhow::anyhow!("CHATDESK_MAIL_FROM: '{from_text}' is not a mailbox: {error}")
         })?;
         let domain = from.email.domain().to_owned();
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
             .map_err(|error| {
                 anyhow::anyhow!(
                     "CHATDESK_SMTP_URL: cannot use '{}': {error}",
@@ -60,8 +61,11 @@ impl Mailer {
                 )
             })?
             .hello_name(ClientId::Domain(host_of(&settings.public_url)))
-            .timeout(Some(Duration::from_secs(30)))
-            .build();
+            .timeout(Some(Duration::from_secs(30)));
+        if let Some(path) = &settings.smtp_ca_file {
+            builder = builder.tls(tls_with_ca(url.expose(), path)?);
+        }
+        let transport = builder.build();
         Ok(Some(Self {
             transport,
             from,
@@ -116,6 +120,41 @@ impl Mailer {
             );
         Ok(builder.multipart(body)?)
     }
+}
+
+/// The TLS mode the URL asks for (as lettre reads it: `smtps://` wraps the connection,
+/// `?tls=required` / `?tls=opportunistic` use STARTTLS), trusting the CA file besides the
+/// system's roots.
+fn tls_with_ca(url: &str, path: &std::path::Path) -> anyhow::Result<Tls> {
+    let pem = std::fs::read(path)
+        .map_err(|error| anyhow::anyhow!("CHATDESK_SMTP_CA_FILE: {}: {error}", path.display()))?;
+    let certificate = Certificate::from_pem(&pem)
+        .map_err(|error| anyhow::anyhow!("CHATDESK_SMTP_CA_FILE: {}: {error}", path.display()))?;
+    let host = host_of(url);
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let parameters = TlsParameters::builder(host)
+        .add_root_certificate(certificate)
+        .build_rustls()
+        .map_err(|error| anyhow::anyhow!("CHATDESK_SMTP_CA_FILE: {error}"))?;
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let tls_mode = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("tls="))
+        .unwrap_or("");
+    Ok(if url.starts_with("smtps://") {
+        Tls::Wrapper(parameters)
+    } else {
+        match tls_mode {
+            "required" => Tls::Required(parameters),
+            "opportunistic" => Tls::Opportunistic(parameters),
+            _ => anyhow::bail!(
+                "CHATDESK_SMTP_CA_FILE is set but CHATDESK_SMTP_URL uses no TLS (use smtps:// or ?tls=required)"
+            ),
+        }
+    })
 }
 
 /// Text for a header: control characters (CR and LF above all) become spaces, so nothing a
