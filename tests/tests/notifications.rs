@@ -406,6 +406,10 @@ async fn unread_replies_email_the_visitor_with_a_resume_link(backend: Backend) {
         "{html}"
     );
     assert_eq!(
+        header(email, "list-unsubscribe-post"),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert_eq!(
         header(email, "references"),
         Some(format!("<chat-{chat_id}@example.com>").as_str())
     );

@@ -195,7 +195,9 @@ impl Notifier {
                     html: html_document(&html),
                     message_id: format!("{}.{}@{}", job.id, admin.id, self.mailer.domain()),
                     thread_id: Some(thread_id(chat.id, self.mailer.domain())),
+                    // The admin page's settings: a link to follow, not a one-click POST.
                     unsubscribe: Some(preferences.clone()),
+                    one_click: false,
                 };
                 email_job(email, chat.id)
             })
@@ -248,6 +250,7 @@ impl Notifier {
             message_id: format!("{}@{}", job.id, self.mailer.domain()),
             thread_id: Some(thread_id(chat.id, self.mailer.domain())),
             unsubscribe: Some(unsubscribe),
+            one_click: true,
         };
         Ok(Done {
             follow_ups: vec![email_job(email, chat.id)?],

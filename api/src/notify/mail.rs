@@ -28,6 +28,9 @@ pub struct Email {
     pub thread_id: Option<String>,
     /// A URL for `List-Unsubscribe`.
     pub unsubscribe: Option<String>,
+    /// Whether a POST to that URL unsubscribes at once (RFC 8058 `List-Unsubscribe-Post`).
+    #[serde(default)]
+    pub one_click: bool,
 }
 
 #[derive(Clone)]
@@ -106,6 +109,12 @@ impl Mailer {
                 HeaderName::new_from_ascii_str("List-Unsubscribe"),
                 format!("<{}>", one_line(url)),
             ));
+            if email.one_click {
+                builder = builder.raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".to_owned(),
+                ));
+            }
         }
         let body = MultiPart::alternative()
             .singlepart(
