@@ -10,16 +10,17 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use rand::RngExt;
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, TransactionTrait,
 };
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::clock::now;
@@ -110,8 +111,9 @@ pub struct WorkerConfig {
     pub lease: Duration,
     pub retry_base: Duration,
     pub max_attempts: u32,
-    /// Jobs taken at once, and run concurrently.
-    pub batch: u64,
+    /// Jobs running at once. A job is taken only when a slot is free, so a slow one (an SMTP
+    /// server that takes its time) holds up its own slot, not the jobs behind it.
+    pub concurrency: usize,
     /// Finished jobs are deleted after this.
     pub keep_done: Duration,
 }
@@ -123,7 +125,7 @@ impl WorkerConfig {
             lease: Duration::from_secs(300),
             retry_base: settings.outbox_retry_base,
             max_attempts: settings.outbox_max_attempts,
-            batch: 32,
+            concurrency: 16,
             keep_done: Duration::from_secs(7 * 24 * 3600),
         }
     }
@@ -150,6 +152,7 @@ async fn claim(
     db: &DatabaseConnection,
     kinds: &[&'static str],
     config: &WorkerConfig,
+    limit: u64,
 ) -> Result<Vec<outbox_job::Model>, DbErr> {
     let at = now();
     let due = Query::select()
@@ -159,7 +162,7 @@ async fn claim(
         .and_where(outbox_job::Column::RunAt.lte(at))
         .and_where(outbox_job::Column::Kind.is_in(kinds.iter().copied()))
         .order_by(outbox_job::Column::RunAt, sea_orm::Order::Asc)
-        .limit(config.batch)
+        .limit(limit)
         // SQLite's builder leaves the lock out; its single writer needs none.
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .to_owned();
@@ -265,6 +268,8 @@ pub async fn run_worker<H: Handler>(db: DatabaseConnection, handler: H, config: 
             .filter(|kind| seen.insert(*kind))
             .collect()
     };
+    let handler = Arc::new(handler);
+    let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
     let mut last_count: Option<tokio::time::Instant> = None;
     let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
@@ -276,7 +281,13 @@ pub async fn run_worker<H: Handler>(db: DatabaseConnection, handler: H, config: 
             last_prune = Some(tokio::time::Instant::now());
             prune_finished(&db, &config).await;
         }
-        let jobs = match claim(&db, &kinds, &config).await {
+        let free = slots.available_permits();
+        if free == 0 {
+            // Every slot busy: wait for one to come free (or the next look, whichever first).
+            let _ = tokio::time::timeout(config.poll, slots.clone().acquire_owned()).await;
+            continue;
+        }
+        let jobs = match claim(&db, &kinds, &config, free as u64).await {
             Ok(jobs) => jobs,
             Err(error) => {
                 tracing::warn!(%error, "outbox: cannot take jobs");
@@ -284,13 +295,21 @@ pub async fn run_worker<H: Handler>(db: DatabaseConnection, handler: H, config: 
                 continue;
             }
         };
-        if jobs.is_empty() {
-            tokio::time::sleep(config.poll).await;
-            continue;
+        let full = jobs.len() >= free;
+        for job in jobs {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let (db, handler, config) = (db.clone(), handler.clone(), config.clone());
+            tokio::spawn(async move {
+                run_one(&db, handler.as_ref(), &config, job).await;
+                drop(slot);
+            });
         }
-        futures_util::stream::iter(jobs)
-            .for_each_concurrent(8, |job| run_one(&db, &handler, &config, job))
-            .await;
+        // A full take may have left more due jobs behind: look again at once.
+        if !full {
+            tokio::time::sleep(config.poll).await;
+        }
     }
 }
 
