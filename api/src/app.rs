@@ -75,6 +75,8 @@ impl Application {
             .await
             .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", settings.bind))?;
 
+        let notify =
+            crate::notify::Notify::new(&settings, jwt_secret.expose().as_bytes(), pool.clone())?;
         let limits = RateLimits::connect(&settings).await?;
         tracing::info!(store = limits.store_name(), "rate limits");
         let bus = if settings.is_postgres() {
@@ -96,6 +98,7 @@ impl Application {
             query_count,
             local_address: listener.local_addr()?,
             open_sockets: Default::default(),
+            notify,
             chat_subscriptions: Default::default(),
             db,
             settings,
@@ -195,6 +198,7 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
         state.clone(),
     ));
     let mut tasks = vec![prune, jobs, upkeep, forget];
+    tasks.extend(state.notify.spawn_worker(&state.settings));
     if state.settings.is_postgres() {
         let admins = state.clone();
         tasks.push(tokio::spawn(
@@ -355,6 +359,12 @@ fn router(state: AppState) -> Router {
         .route(
             "/api/chat/files/{id}/thumbnail",
             get(files::download::thumbnail).with_state(state.clone()),
+        )
+        .route(
+            "/api/notify/unsubscribe",
+            get(crate::notify::web::unsubscribe_page)
+                .post(crate::notify::web::unsubscribe)
+                .with_state(state.clone()),
         )
         .route(
             "/api/chat/transcripts/{id}",

@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 pub use crate::files::scan::ClamdAddress;
 
@@ -129,6 +130,22 @@ pub struct Settings {
     pub metrics_token: Option<Secret>,
     pub admin_email: Option<String>,
     pub admin_password: Option<Secret>,
+    /// `smtp://`, `smtps://` or `smtp://…?tls=required` (STARTTLS), with `user:password@` when
+    /// the server wants them. Unset: no email at all.
+    pub smtp_url: Option<Secret>,
+    /// The From of every email, e.g. `Example Support <support@example.com>`.
+    pub mail_from: Option<String>,
+    /// A PEM file of CA certificates the SMTP server's certificate may chain to, trusted besides
+    /// the system's (a relay with a private CA).
+    pub smtp_ca_file: Option<PathBuf>,
+    /// How long a message may stay unseen before anyone is emailed about it.
+    pub notify_delay: std::time::Duration,
+    /// The first retry of a failed outbox job waits about this long; each next one twice as long.
+    pub outbox_retry_base: std::time::Duration,
+    /// Attempts before a job is given up as dead.
+    pub outbox_max_attempts: u32,
+    /// How often each instance looks for due outbox jobs.
+    pub outbox_poll: std::time::Duration,
     /// `CHATDESK_CLAMD_URL`: scan every upload with this clamd (none: no scanning).
     pub clamd_url: Option<ClamdAddress>,
     /// Store uploads unscanned (with a warning) when clamd cannot answer, instead of refusing.
@@ -242,6 +259,18 @@ impl Settings {
             Ok(value)
         };
 
+        let smtp_url = var("CHATDESK_SMTP_URL").map(Secret::new);
+        if let Some(url) = &smtp_url
+            && !["smtp://", "smtps://"]
+                .iter()
+                .any(|scheme| url.expose().starts_with(scheme))
+        {
+            return Err(format!(
+                "CHATDESK_SMTP_URL: expected smtp://… or smtps://…, got '{}'",
+                redact_url(url.expose())
+            ));
+        }
+
         Ok(Self {
             database_url,
             bind,
@@ -307,6 +336,21 @@ impl Settings {
             metrics_token: var("CHATDESK_METRICS_TOKEN").map(Secret::new),
             admin_email: var("CHATDESK_ADMIN_EMAIL"),
             admin_password: var("CHATDESK_ADMIN_PASSWORD").map(Secret::new),
+            smtp_url,
+            mail_from: var("CHATDESK_MAIL_FROM"),
+            smtp_ca_file: var("CHATDESK_SMTP_CA_FILE").map(PathBuf::from),
+            notify_delay: Duration::from_secs(number(
+                "CHATDESK_NOTIFY_DELAY_SECS",
+                var("CHATDESK_NOTIFY_DELAY_SECS"),
+                120,
+            )?),
+            outbox_retry_base: Duration::from_secs(number(
+                "CHATDESK_OUTBOX_RETRY_BASE_SECS",
+                var("CHATDESK_OUTBOX_RETRY_BASE_SECS"),
+                120,
+            )?),
+            outbox_max_attempts: rate("CHATDESK_OUTBOX_MAX_ATTEMPTS", 10)?,
+            outbox_poll: Duration::from_millis(u64::from(rate("CHATDESK_OUTBOX_POLL_MS", 1000)?)),
             clamd_url: var("CHATDESK_CLAMD_URL")
                 .map(|url| url.trim().parse())
                 .transpose()
@@ -327,6 +371,11 @@ impl Settings {
                 0,
             )?,
         })
+    }
+
+    /// Whether emails are sent at all.
+    pub fn email_enabled(&self) -> bool {
+        self.smtp_url.is_some()
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -401,6 +450,11 @@ mod tests {
             error.contains("u:***@h/db") && !error.contains("pw"),
             "{error}"
         );
+        let error = settings(&[("CHATDESK_SMTP_URL", "http://u:pw@mail/")]).unwrap_err();
+        assert!(
+            error.starts_with("CHATDESK_SMTP_URL:") && !error.contains("pw"),
+            "{error}"
+        );
         let error = settings(&[("CHATDESK_BIND", "nonsense")]).unwrap_err();
         assert!(error.starts_with("CHATDESK_BIND:"), "{error}");
         // TLS to Redis is not built in (rediss://); a password in the URL is not repeated.
@@ -437,11 +491,17 @@ mod tests {
         let s = settings(&[
             ("CHATDESK_JWT_SECRET", "hunter2"),
             ("CHATDESK_ADMIN_PASSWORD", "pw"),
+            (
+                "CHATDESK_SMTP_URL",
+                "smtps://mailer:smtp-pw@mail.example:465",
+            ),
         ])
         .unwrap();
         let printed = format!("{s:?}");
         assert!(
-            !printed.contains("hunter2") && !printed.contains("\"pw\""),
+            !printed.contains("hunter2")
+                && !printed.contains("\"pw\"")
+                && !printed.contains("smtp-pw"),
             "{printed}"
         );
     }

@@ -12,6 +12,7 @@ pub mod files;
 pub mod graphql;
 pub mod limits;
 pub mod memo;
+pub mod notify;
 pub mod realtime;
 pub mod server;
 pub mod service;

@@ -40,6 +40,8 @@ pub struct Inner {
     pub chat_subscriptions: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>,
     /// Open WebSockets per client address, for the per-address cap.
     pub open_sockets: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    /// Email: the outbox worker's parts and the send path's trigger.
+    pub notify: crate::notify::Notify,
 }
 
 impl AppState {

@@ -29,6 +29,12 @@ const M_DELETE = 'mutation($id:UUID!){deleteChat(id:$id)}';
 const M_STATUS = `mutation($chatId:UUID!,$status:ChatStatus!){setChatStatus(chatId:$chatId,status:$status){${ROW}}}`;
 const M_VISITOR = `mutation($chatId:UUID!,$input:VisitorInput!){updateVisitor(chatId:$chatId,input:$input){${ROW}}}`;
 const M_TYPING = 'mutation($chatId:UUID!,$typing:Boolean!){setTyping(chatId:$chatId,typing:$typing)}';
+const Q_EMAIL = 'query{notificationSettings{emailEnabled emailPreference}}';
+const M_EMAIL = 'mutation($p:EmailPreference!){setEmailPreference(preference:$p){emailEnabled emailPreference}}';
+const HOURS = 'enabled timeZone ranges{weekday open close} awayText replyTime';
+const Q_HOURS = `query{officeHours{${HOURS}}}`;
+const M_HOURS = `mutation($input:OfficeHoursInput!){setOfficeHours(input:$input){${HOURS}}}`;
+const DAYS = ['MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY', 'SUNDAY'];
 const S_INBOX = `subscription{inboxEvents{kind typing sender chat{${ROW}} message{${MSG}}}}`;
 const S_CHAT = `subscription($chatId:UUID!){chatEvents(chatId:$chatId){kind typing sender chat{${ROW}} message{${MSG}}}}`;
 
@@ -223,6 +229,8 @@ function startApp(session) {
     $('reply-file').setAttribute('accept', accept.join(','));
     $('reply-box').maxLength = S.policy.maxMessageChars;
   }, () => {});
+  loadEmailSettings();
+  loadHours();
   S.live = new Live({
     getToken: () => S.session && S.session.token,
     onState: onLiveState,
@@ -241,6 +249,83 @@ function startApp(session) {
   refreshUnread();
   const wanted = new URLSearchParams(location.search).get('chat');
   if (wanted && /^[0-9a-f-]{36}$/i.test(wanted)) openChat(wanted);
+}
+
+// ---- email notifications (a small panel in the sidebar; emails link to #settings) ----
+function showEmailSettings(n) {
+  $('email-pref').value = n.emailPreference;
+  $('email-state').textContent = n.emailEnabled
+    ? 'Sent when nobody has read a visitor message for a while.'
+    : 'Email is off on this server (CHATDESK_SMTP_URL is not set).';
+}
+
+function loadEmailSettings() {
+  if (location.hash === '#settings') $('email-settings').open = true;
+  gql(Q_EMAIL).then((d) => showEmailSettings(d.notificationSettings), () => {});
+}
+
+async function saveEmailPreference() {
+  try {
+    const d = await gql(M_EMAIL, { p: $('email-pref').value });
+    showEmailSettings(d.setEmailPreference);
+    toast('Email preference saved');
+  } catch (err) {
+    toast(err.message || 'Could not save the email preference');
+  }
+}
+
+// ---- office hours: one open–close range a day (empty = closed) ----
+function buildHours() {
+  const days = $('hours-days');
+  if (days.childElementCount) return;
+  for (const day of DAYS) {
+    const name = day[0] + day.slice(1, 3).toLowerCase();
+    days.append(h('div', { class: 'hours-day' },
+      h('span', {}, name),
+      h('input', { type: 'time', 'aria-label': `${name} opens`, 'data-day': day, 'data-edge': 'open', 'data-testid': `hours-${day.toLowerCase()}-open` }),
+      h('input', { type: 'time', 'aria-label': `${name} closes`, 'data-day': day, 'data-edge': 'close', 'data-testid': `hours-${day.toLowerCase()}-close` })));
+  }
+}
+
+function showHours(o) {
+  buildHours();
+  $('hours-enabled').checked = o.enabled;
+  $('hours-zone').value = o.enabled || o.ranges.length ? o.timeZone : Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  for (const input of $('hours-days').querySelectorAll('input')) {
+    const range = o.ranges.find((r) => r.weekday === input.dataset.day);
+    input.value = range ? range[input.dataset.edge] : '';
+  }
+  $('hours-away').value = o.awayText || '';
+  $('hours-reply').value = o.replyTime || '';
+}
+
+function loadHours() {
+  buildHours();
+  gql(Q_HOURS).then((d) => showHours(d.officeHours), () => {});
+}
+
+async function saveHours(e) {
+  e.preventDefault();
+  const ranges = [];
+  for (const day of DAYS) {
+    const open = $('hours-days').querySelector(`[data-day="${day}"][data-edge="open"]`).value;
+    const close = $('hours-days').querySelector(`[data-day="${day}"][data-edge="close"]`).value;
+    if (open && close) ranges.push({ weekday: day, open, close });
+  }
+  const input = {
+    enabled: $('hours-enabled').checked,
+    timeZone: $('hours-zone').value.trim(),
+    ranges,
+    awayText: $('hours-away').value.trim() || null,
+    replyTime: $('hours-reply').value.trim() || null,
+  };
+  try {
+    const d = await gql(M_HOURS, { input });
+    showHours(d.setOfficeHours);
+    $('hours-state').textContent = 'Saved.';
+  } catch (err) {
+    $('hours-state').textContent = err.message || 'Could not save the office hours';
+  }
 }
 
 function showMe(admin) {
@@ -1224,6 +1309,8 @@ function bind() {
     addFiles(e.dataTransfer.files);
   });
   $('notify-toggle').addEventListener('change', onNotifyToggle);
+  $('email-pref').addEventListener('change', saveEmailPreference);
+  $('hours-form').addEventListener('submit', saveHours);
   document.addEventListener('keydown', onKey);
   // Browsers only start audio after a gesture: wake it on the first one if sound is on.
   const unlock = () => {

@@ -23,7 +23,7 @@
   const ATT = 'id name mimeType sizeBytes width height url thumbnailUrl purged';
   const MSG = `id chatId sender senderLabel body createdAt readAt clientMessageId attachments{${ATT}}`;
   const PAGE = `edges{cursor node{${MSG}}} pageInfo{hasPreviousPage startCursor endCursor}`;
-  const Q_POLICY = 'query{uploadPolicy{maxFileBytes maxFiles allowedExtensions allowedMimeTypes maxMessageChars virusScanned}}';
+  const Q_POLICY = 'query{uploadPolicy{maxFileBytes maxFiles allowedExtensions allowedMimeTypes maxMessageChars virusScanned} widgetSettings{available awayText replyTime emailReplies}}';
   const Q_CHAT = `query($id:UUID!){chat(id:$id){id status unreadCount visitor{name email} messages(last:50){${PAGE}}}}`;
   const Q_OLDER = `query($id:UUID!,$before:String){chat(id:$id){id messages(last:50,before:$before){${PAGE}}}}`;
   const Q_POLL = `query($id:UUID!,$after:String){chat(id:$id){id status unreadCount messages(first:50,after:$after){${PAGE}} recent:messages(last:20){edges{node{id clientMessageId readAt}}}}}`;
@@ -31,6 +31,7 @@
   const M_SEND = `mutation($chatId:UUID!,$body:String,$attachments:[Upload!],$clientMessageId:String){sendMessage(chatId:$chatId,body:$body,attachments:$attachments,clientMessageId:$clientMessageId){${MSG}}}`;
   const M_READ = 'mutation($chatId:UUID!){markChatRead(chatId:$chatId){id unreadCount}}';
   const M_VISITOR = 'mutation($chatId:UUID!,$input:VisitorInput!){updateVisitor(chatId:$chatId,input:$input){id visitor{name email}}}';
+  const M_RESUME = 'mutation($code:String!){resumeChat(code:$code){chatToken chat{id status}}}';
   const M_TYPING = 'mutation($chatId:UUID!,$typing:Boolean!){setTyping(chatId:$chatId,typing:$typing)}';
   const M_DELETE = 'mutation($id:UUID!){deleteChat(id:$id)}';
   const S_EVENTS = `subscription($chatId:UUID!){chatEvents(chatId:$chatId){kind typing sender chat{id status unreadCount visitor{name email}} message{${MSG}}}}`;
@@ -287,6 +288,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     u.typing = h('div', { class: 'typing', hidden: true, 'data-testid': 'chatdesk-typing', 'aria-live': 'polite' }, 'Support is typing…');
     u.err = h('p', { class: 'err', role: 'alert', hidden: true, 'data-testid': 'chatdesk-error' });
     u.ask = buildAsk();
+    u.avail = h('p', { class: 'note', hidden: true, 'data-testid': 'chatdesk-availability' });
     u.tray = h('div', { class: 'tray', hidden: true, 'data-testid': 'chatdesk-tray' });
     u.file = h('input', { type: 'file', multiple: true, class: 'sr', tabindex: '-1', 'aria-hidden': 'true', 'data-testid': 'chatdesk-file-input', onchange: () => { addFiles(u.file.files); u.file.value = ''; } });
     u.text = h('textarea', { rows: '1', 'aria-label': 'Message', placeholder: 'Write a message…', 'data-testid': 'chatdesk-input', maxlength: policy.maxMessageChars, oninput: onInput, onkeydown: e => { if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); } }, onpaste: e => { const f = e.clipboardData && e.clipboardData.files; if (f && f.length) { e.preventDefault(); addFiles(f); } } });
@@ -310,7 +312,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     u.panel = h('div', { class: 'panel', id: 'cd-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'cd-title', hidden: true, 'data-testid': 'chatdesk-panel', onkeydown: onPanelKey },
       h('div', { class: 'hd' }, h('h2', { id: 'cd-title' }, title), u.newBtn, u.menuBtn,
         h('button', { class: 'ib', type: 'button', 'aria-label': 'Close chat', 'data-testid': 'chatdesk-close', onclick: close }, icon(I_CLOSE))),
-      u.menu, u.confirm, u.delBar, u.log, u.typing, u.ask, u.err, u.tray, u.form, u.drop);
+      u.avail, u.menu, u.confirm, u.delBar, u.log, u.typing, u.ask, u.err, u.tray, u.form, u.drop);
     let depth = 0;
     u.panel.addEventListener('dragenter', e => { if (isFileDrag(e)) { depth++; u.drop.hidden = false; } });
     u.panel.addEventListener('dragleave', () => { if (depth && !--depth) u.drop.hidden = true; });
@@ -325,6 +327,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   }
   const isFileDrag = e => e.dataTransfer && Array.from(e.dataTransfer.types || []).includes('Files');
 
+  let askText, details = null;
   function buildAsk() {
     const name = h('input', { type: 'text', autocomplete: 'name', 'aria-label': 'Your name', placeholder: 'Name', maxlength: '200', 'data-testid': 'chatdesk-name' });
     const email = h('input', { type: 'email', autocomplete: 'email', 'aria-label': 'Your email', placeholder: 'Email', maxlength: '320', 'data-testid': 'chatdesk-email' });
@@ -335,13 +338,14 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       if (name.value.trim()) input.name = name.value.trim();
       if (email.value.trim()) input.email = email.value.trim();
       if (!input.name && !input.email) return done();
+      if (!hasChat()) { details = input; return done(); } // sent with startChat
       try {
         await gql(M_VISITOR, { chatId: rec.chatId, input });
         known = true;
         done();
       } catch (err) { showError(err.message); }
     } },
-    h('p', {}, 'So we can reach you if you leave — optional:'), h('div', { class: 'two' }, name, email),
+    askText = h('p', {}, 'So we can reach you if you leave — optional:'), h('div', { class: 'two' }, name, email),
     h('div', { class: 'row' },
       h('button', { class: 'btn2', type: 'button', 'data-testid': 'chatdesk-details-skip', onclick: done }, 'No thanks'),
       h('button', { class: 'btn', type: 'submit', 'data-testid': 'chatdesk-details-save' }, 'Save')));
@@ -720,6 +724,14 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       const accept = policy.allowedExtensions.map(x => '.' + x).concat(policy.allowedMimeTypes);
       ui.file.setAttribute('accept', accept.join(','));
       ui.text.maxLength = policy.maxMessageChars;
+      // Office hours: say who is around; when nobody is, ask for the email before the first
+      // message (still optional), since the reply may come by email.
+      const w = d.widgetSettings;
+      const say = w.available ? w.replyTime : w.awayText || 'We are away right now and will reply as soon as we are back.';
+      ui.avail.textContent = say || '';
+      ui.avail.hidden = !say;
+      if (w.emailReplies) askText.textContent = 'Leave your email and we send the reply there if you have gone — optional:';
+      if (!w.available && !hasChat() && !known && !rec.asked) ui.ask.hidden = false;
     }, () => { policyLoad = null; }));
   }
 
@@ -762,13 +774,14 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
 
   function ensureChat() {
     if (hasChat()) return Promise.resolve();
-    return starting || (starting = gql(M_START, { input: { sourcePage: location.href.split('#')[0] } }).then(d => {
-      rec = { chatId: d.startChat.chat.id, token: d.startChat.chatToken };
+    return starting || (starting = gql(M_START, { input: { sourcePage: location.href.split('#')[0], visitorName: details && details.name, visitorEmail: details && details.email } }).then(d => {
+      rec = { chatId: d.startChat.chat.id, token: d.startChat.chatToken, asked: rec.asked };
+      if (details) { known = true; details = null; }
       save();
       status = d.startChat.chat.status;
       connect();
       emit('start', { chatId: rec.chatId });
-    }).finally(() => { starting = null; }));
+    }, e => { if (e.code === 'BAD_USER_INPUT') details = null; throw e; }).finally(() => { starting = null; }));
   }
 
   async function deliver(m) {
@@ -896,11 +909,34 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     }
   }
 
+  // A resume link from an email (#chatdesk-resume=<one-time code>): take that chat over, on
+  // this device, with the fresh token the code is exchanged for.
+  function resume() {
+    const m = /[#&]chatdesk-resume=([\w-]{1,100})/.exec(location.hash);
+    if (!m) return false;
+    history.replaceState(history.state, '', location.href.split('#')[0]); // the code is spent
+    const old = rec;
+    rec = {};
+    gql(M_RESUME, { code: m[1] }).then(d => {
+      reset();
+      rec = { chatId: d.resumeChat.chat.id, token: d.resumeChat.chatToken, asked: true };
+      save();
+      status = d.resumeChat.chat.status;
+    }, e => {
+      rec = old;
+      showError(e.code === 'BAD_USER_INPUT' ? 'This link was already used or has expired.' : sentence(e.message));
+    }).finally(() => {
+      if (hasChat()) { loadLatest(); connect(); }
+      open();
+    });
+    return true;
+  }
+
   function init() {
     ui = build();
     hideHostElements();
     badge();
-    if (hasChat()) { loadLatest(); connect(); }
+    if (!resume() && hasChat()) { loadLatest(); connect(); }
     emit('ready');
     if (wantOpen) open();
   }

@@ -6,6 +6,9 @@ mod m20261123_000001_create_tables;
 mod m20261123_000002_search_indexes;
 mod m20261124_000001_search_statistics;
 mod m20261124_000002_search_statistics_full;
+mod m20261129_000100_outbox_jobs;
+mod m20261129_000101_notification_preferences;
+mod m20261129_000102_site_settings;
 mod m20261129_000200_chat_erasures;
 mod m20261129_000300_rate_limits;
 
@@ -19,6 +22,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_search_indexes::Migration),
             Box::new(m20261124_000001_search_statistics::Migration),
             Box::new(m20261124_000002_search_statistics_full::Migration),
+            Box::new(m20261129_000100_outbox_jobs::Migration),
+            Box::new(m20261129_000101_notification_preferences::Migration),
+            Box::new(m20261129_000102_site_settings::Migration),
             Box::new(m20261129_000200_chat_erasures::Migration),
             Box::new(m20261129_000300_rate_limits::Migration),
         ]

@@ -281,7 +281,7 @@ impl ChatMutation {
             client_message_id,
             attachments: files.rows(),
         };
-        match messages::send(&app.db, &app.bus, viewer, chat_id, new).await {
+        match messages::send(&app.db, &app.bus, app.notify.trigger, viewer, chat_id, new).await {
             Ok(sent) => {
                 if !sent.created {
                     files.discard(app).await;

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod chat;
 pub mod http;
 pub mod multipart;
+pub mod notify;
 pub mod parsed_queries;
 pub mod schema;
 pub mod selection;

@@ -6,6 +6,7 @@ use async_graphql::{Context, MergedObject, Schema};
 
 use super::admin::{AdminMutation, AdminQuery};
 use super::chat::{ChatMutation, ChatQuery};
+use super::notify::{NotifyMutation, NotifyQuery};
 use super::selection::SelectionLimits;
 use super::subscription::Subscription;
 use crate::auth::Viewer;
@@ -14,11 +15,11 @@ use crate::state::AppState;
 
 /// Reading chats, the signed-in admin, and the upload policy.
 #[derive(MergedObject, Default)]
-pub struct Query(ChatQuery, AdminQuery);
+pub struct Query(ChatQuery, AdminQuery, NotifyQuery);
 
 /// Starting and answering chats, read marks, status, typing, and sign-in.
 #[derive(MergedObject, Default)]
-pub struct Mutation(ChatMutation, AdminMutation);
+pub struct Mutation(ChatMutation, AdminMutation, NotifyMutation);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

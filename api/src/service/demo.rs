@@ -149,7 +149,7 @@ pub async fn seed(
                 client_message_id: None,
                 attachments: attachments.clone(),
             };
-            if let Err(error) = messages::send(db, &bus, sender, chat.id, message).await {
+            if let Err(error) = messages::send(db, &bus, None, sender, chat.id, message).await {
                 discard(storage, attachments).await;
                 return Err(error);
             }

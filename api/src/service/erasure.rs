@@ -102,10 +102,9 @@ pub async fn erase_chat(
         .filter(chat_event::Column::ChatId.eq(chat_id))
         .exec(&txn)
         .await?;
-    // ---- OUTBOX (issue 13) -------------------------------------------------------------------
-    // The one place where the chat's pending outbox jobs (emails, webhooks naming it) are
-    // deleted, in this transaction, and where a `chat.deleted` webhook job would be enqueued.
-    // ------------------------------------------------------------------------------------------
+    // Its outbox jobs go too, done ones included: a finished email job still holds the chat's
+    // text until it is pruned, and nothing may go out about a chat that is gone.
+    crate::notify::outbox::delete_for_chat(&txn, chat_id).await?;
     chat::Entity::delete_by_id(chat_id).exec(&txn).await?;
     let (erased_by, admin_id) = match eraser {
         Eraser::Admin(id) => (ErasedBy::Admin, Some(id)),

@@ -16,6 +16,7 @@ use super::cursor::Cursor;
 use crate::auth::viewer::{Side, Viewer};
 use crate::clock::now;
 use crate::error::{Error, Result};
+use crate::notify::EmailTrigger;
 use crate::realtime::{EventBus, Notice, NoticeKind};
 use entity::chat::{self, ChatStatus};
 use entity::chat_attachment;
@@ -70,9 +71,13 @@ pub async fn find_by_client_id(
 /// (writes to one chat take turns) and its RETURNING gives the message's time and the sender's
 /// label without a read before it; the INSERT skips a repeated `clientMessageId` through the
 /// unique index instead of a look-up, and a retry found that way rolls the UPDATE back.
+///
+/// With email on (`email`), one more statement writes the burst's notification job in the same
+/// transaction (`notify::jobs::on_message`), so a rolled-back send emails nobody.
 pub async fn send(
     db: &DatabaseConnection,
     bus: &EventBus,
+    email: Option<EmailTrigger>,
     viewer: &Viewer,
     chat_id: Uuid,
     new: NewMessage,
@@ -143,6 +148,9 @@ pub async fn send(
         chat_attachment::Entity::insert_many(rows)
             .exec(&txn)
             .await?;
+    }
+    if let Some(email) = email {
+        crate::notify::jobs::on_message(&txn, email.delay, &chat, &message).await?;
     }
     txn.commit().await?;
 

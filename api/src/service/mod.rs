@@ -2,11 +2,13 @@
 //! function takes the viewer and decides what it may do.
 
 pub mod admins;
+pub mod away;
 pub mod chats;
 pub mod cursor;
 pub mod demo;
 pub mod erasure;
 pub mod messages;
+pub mod notifications;
 pub mod retention;
 pub mod transcript;
 
