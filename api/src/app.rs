@@ -74,6 +74,12 @@ impl Application {
 
         let notify =
             crate::notify::Notify::new(&settings, jwt_secret.expose().as_bytes(), pool.clone())?;
+        let hooks =
+            crate::webhooks::Hooks::new(&settings, jwt_secret.expose().as_bytes(), pool.clone());
+        hooks
+            .refresh(&pool)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot read the webhook endpoints: {error}"))?;
         let bus = if settings.is_postgres() {
             // Its NOTIFYs go out in the background, not as part of any request.
             EventBus::postgres(pool)
@@ -92,6 +98,7 @@ impl Application {
             query_count,
             open_sockets: Default::default(),
             notify,
+            hooks,
             db,
             settings,
         });
@@ -183,6 +190,7 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
     });
     let mut tasks = vec![prune, jobs, upkeep];
     tasks.extend(state.notify.spawn_worker(&state.settings));
+    tasks.extend(state.hooks.spawn());
     if state.settings.is_postgres() {
         tasks.push(tokio::spawn(
             state

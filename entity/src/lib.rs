@@ -10,5 +10,7 @@ pub mod chat_message;
 pub mod chat_resume_code;
 pub mod outbox_job;
 pub mod prelude;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
 
 pub use sea_orm;

@@ -8,6 +8,7 @@ mod m20261124_000001_search_statistics;
 mod m20261124_000002_search_statistics_full;
 mod m20261129_000100_outbox_jobs;
 mod m20261129_000101_notification_preferences;
+mod m20261129_000500_webhooks;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_search_statistics_full::Migration),
             Box::new(m20261129_000100_outbox_jobs::Migration),
             Box::new(m20261129_000101_notification_preferences::Migration),
+            Box::new(m20261129_000500_webhooks::Migration),
         ]
     }
 }

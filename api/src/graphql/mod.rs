@@ -9,6 +9,7 @@ pub mod parsed_queries;
 pub mod schema;
 pub mod subscription;
 pub mod types;
+pub mod webhooks;
 pub mod websocket;
 
 pub use schema::{AppSchema, build_schema, sdl};

@@ -8,6 +8,8 @@
 //! Delivery is therefore at least once; "exactly once" holds unless an instance dies between
 //! the receiver's accept and the row's `done`.
 
+pub mod pipelined;
+
 use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
