@@ -256,6 +256,15 @@ async fn every_event_type_is_delivered_signed(backend: Backend) {
     assert_eq!(error_code(&denied), Some("FORBIDDEN"), "{denied}");
     let denied = app.graphql("{ webhooks { id } }", json!({}), None).await;
     assert_eq!(error_code(&denied), Some("UNAUTHENTICATED"), "{denied}");
+    let create_as_visitor = app
+        .graphql(
+            "mutation { createWebhook(input: {url: \"http://127.0.0.1:1/x\", events: [\"chat.started\"]}) { secret } }",
+            json!({}),
+            Some(&visitor_for_auth),
+        )
+        .await;
+    assert_eq!(error_code(&create_as_visitor), Some("FORBIDDEN"), "{create_as_visitor}");
+    assert!(create_as_visitor["data"].is_null(), "{create_as_visitor}");
     let bad = app
         .graphql(
             "mutation { createWebhook(input: {url: \"http://127.0.0.1:1/x\", events: [\"message.deleted\"]}) { secret } }",

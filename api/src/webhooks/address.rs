@@ -80,23 +80,30 @@ impl reqwest::dns::Resolve for GuardedResolver {
             let host = name.as_str().to_owned();
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = found
-                .iter()
-                .copied()
-                .filter(|address| allow_private || !is_forbidden(address.ip()))
-                .collect();
-            if allowed.is_empty() {
-                let error: Box<dyn std::error::Error + Send + Sync> = if found.is_empty() {
-                    format!("{host} does not resolve").into()
-                } else {
-                    refused(&host).into()
-                };
-                return Err(error);
-            }
+            let allowed = reachable(&host, found, allow_private)?;
             let addresses: reqwest::dns::Addrs = Box::new(allowed.into_iter());
             Ok(addresses)
         })
     }
+}
+
+/// The resolved addresses a webhook may connect to; an error when none is left.
+pub fn reachable(
+    host: &str,
+    found: Vec<SocketAddr>,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    if found.is_empty() {
+        return Err(format!("{host} does not resolve").into());
+    }
+    let allowed: Vec<SocketAddr> = found
+        .into_iter()
+        .filter(|address| allow_private || !is_forbidden(address.ip()))
+        .collect();
+    if allowed.is_empty() {
+        return Err(refused(host).into());
+    }
+    Ok(allowed)
 }
 
 pub fn refused(host: &str) -> String {
@@ -158,6 +165,28 @@ mod tests {
         }
         assert!(!forbidden("::ffff:93.184.216.34"));
         assert!(!forbidden("2002:5db8:d822::1"));
+    }
+
+    /// A public-looking name whose DNS answer is loopback or metadata (rebinding) is refused
+    /// after resolution; a mixed answer keeps only the public addresses.
+    #[test]
+    fn resolved_names_are_filtered_after_dns() {
+        let at = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 0);
+        let rebinding = vec![at("127.0.0.1"), at("::1"), at("169.254.169.254")];
+        let error = reachable("hooks.example.com", rebinding.clone(), false).unwrap_err();
+        assert!(error.to_string().starts_with("refused: hooks.example.com"));
+        assert_eq!(
+            reachable("hooks.example.com", rebinding, true)
+                .unwrap()
+                .len(),
+            3
+        );
+        let mixed = vec![at("10.0.0.7"), at("93.184.216.34")];
+        assert_eq!(
+            reachable("hooks.example.com", mixed, false).unwrap(),
+            vec![at("93.184.216.34")]
+        );
+        assert!(reachable("nowhere.example", Vec::new(), true).is_err());
     }
 
     #[test]

@@ -90,20 +90,27 @@ impl Hooks {
         }))
     }
 
-    /// The enabled endpoints that want `event`.
-    pub fn subscribers(&self, event: EventType) -> Vec<Uuid> {
-        let view = match self.0.view.read() {
+    fn view(&self) -> Arc<Vec<(Uuid, u32)>> {
+        match self.0.view.read() {
             Ok(view) => view.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        view.iter()
+        }
+    }
+
+    /// The enabled endpoints that want `event`.
+    pub fn subscribers(&self, event: EventType) -> Vec<Uuid> {
+        self.view()
+            .iter()
             .filter(|(_, wanted)| wanted & event.bit() != 0)
             .map(|(id, _)| *id)
             .collect()
     }
 
+    /// Whether any enabled endpoint wants `event` (no allocation: the send path asks).
     pub fn wants(&self, event: EventType) -> bool {
-        !self.subscribers(event).is_empty()
+        self.view()
+            .iter()
+            .any(|(_, wanted)| wanted & event.bit() != 0)
     }
 
     /// Writes one delivery job per enabled endpoint that wants the event, as part of `txn`: no
