@@ -224,6 +224,7 @@ function route() {
   const view = $('integrations-view');
   if (!app || !view) return;
   const on = location.hash === '#integrations';
+  if (!on && view.hidden) return;
   app.classList.toggle('show-integrations', on);
   view.hidden = !on;
   $('nav-integrations').classList.toggle('active', on);
@@ -232,13 +233,24 @@ function route() {
     $('nav-integrations').setAttribute('aria-current', 'page');
     $('nav-chats').removeAttribute('aria-current');
     if (!view.hasChildNodes()) build();
-    render();
+    if (!app.hidden) render();
   } else {
     $('nav-integrations').removeAttribute('aria-current');
   }
 }
 
 window.addEventListener('hashchange', route);
+// The link's hash may already be #integrations (no hashchange): show it anyway.
+$('nav-integrations').addEventListener('click', (e) => {
+  e.preventDefault();
+  if (location.hash !== '#integrations') history.pushState(null, '', '#integrations');
+  route();
+});
+// Signing in shows #app: load the endpoints then (a page opened at #integrations before
+// signing in could not).
+new MutationObserver(() => {
+  if (!$('app').hidden && location.hash === '#integrations') render();
+}).observe($('app'), { attributes: true, attributeFilter: ['hidden'] });
 $('nav-chats').addEventListener('click', () => {
   if (location.hash === '#integrations') history.pushState(null, '', location.pathname + location.search);
   route();

@@ -7,6 +7,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub endpoint_id: Uuid,
+    /// The chat the event is about, if any.
+    pub chat_id: Option<Uuid>,
     /// The `webhook-id` header: the same for every attempt of one event.
     pub message_id: String,
     pub event_type: String,

@@ -40,6 +40,9 @@ impl MigrationTrait for Migration {
                     .table(WebhookDeliveries::Table)
                     .col(pk_uuid(WebhookDeliveries::Id))
                     .col(uuid(WebhookDeliveries::EndpointId))
+                    // The chat the event is about: erasing a chat deletes its log entries,
+                    // which hold its messages.
+                    .col(uuid_null(WebhookDeliveries::ChatId))
                     .col(string_len(WebhookDeliveries::MessageId, 64))
                     .col(string_len(WebhookDeliveries::EventType, 64))
                     .col(integer(WebhookDeliveries::Attempt))
@@ -58,6 +61,15 @@ impl MigrationTrait for Migration {
                             .to(WebhookEndpoints::Table, WebhookEndpoints::Id)
                             .on_delete(ForeignKeyAction::Cascade),
                     )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_webhook_deliveries_chat")
+                    .table(WebhookDeliveries::Table)
+                    .col(WebhookDeliveries::ChatId)
                     .to_owned(),
             )
             .await?;
@@ -106,6 +118,7 @@ enum WebhookDeliveries {
     Table,
     Id,
     EndpointId,
+    ChatId,
     MessageId,
     EventType,
     Attempt,

@@ -263,7 +263,11 @@ async fn every_event_type_is_delivered_signed(backend: Backend) {
             Some(&visitor_for_auth),
         )
         .await;
-    assert_eq!(error_code(&create_as_visitor), Some("FORBIDDEN"), "{create_as_visitor}");
+    assert_eq!(
+        error_code(&create_as_visitor),
+        Some("FORBIDDEN"),
+        "{create_as_visitor}"
+    );
     assert!(create_as_visitor["data"].is_null(), "{create_as_visitor}");
     let bad = app
         .graphql(
@@ -733,6 +737,45 @@ async fn two_instances_deliver_each_event_once(backend: Backend) {
         p(0.99) * 1000.0,
         count as f64 / (last - epoch)
     );
+
+    // A backlog written in one transaction (as after an outage), drained by both instances:
+    // the delivery throughput itself.
+    use sea_orm::TransactionTrait;
+    let backlog = 500;
+    let txn = app.state.db.begin().await.unwrap();
+    for n in 0..backlog {
+        app.state
+            .hooks
+            .emit(
+                &txn,
+                api::webhooks::EventType::MessageCreated,
+                None,
+                || json!({ "backlog": n }),
+            )
+            .await
+            .unwrap();
+    }
+    let committed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    txn.commit().await.unwrap();
+    app.state.hooks.committed();
+    let got = receiver
+        .wait_for("both", count + backlog, Duration::from_secs(120))
+        .await;
+    assert_eq!(got.len(), count + backlog);
+    let ids: HashSet<&str> = got.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), count + backlog, "no event twice");
+    let last = got
+        .iter()
+        .map(|d| d["received_at"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    eprintln!(
+        "webhooks ({backend:?}): a backlog of {backlog} events delivered by 2 instances in {:.1} s: {:.0} deliveries/s",
+        last - committed_at,
+        backlog as f64 / (last - committed_at)
+    );
 }
 
 /// A receiver that takes 30 s to answer does not hold up another endpoint.
@@ -849,6 +892,87 @@ async fn private_addresses_are_refused(backend: Backend) {
     if let Some(v6) = &v6 {
         assert!(v6.deliveries().is_empty(), "{:#?}", v6.deliveries());
     }
+}
+
+/// The admin page: add an endpoint (the secret is shown once), send a test, see it in the log,
+/// redeliver it; the receiver verifies both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_manages_an_endpoint_in_the_admin_page() {
+    use common::browser::{Browser, chromium_path, screenshot_dir, spawn_browser_app_with};
+    if !node_available() {
+        return;
+    }
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let receiver = Receiver::start("127.0.0.1", 0).await;
+    let app = spawn_browser_app_with(for_tests).await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 900).await;
+    let shots = screenshot_dir("admin/integrations");
+    let t = |testid: &str| format!("document.querySelector('[data-testid=\"{testid}\"]')");
+    let wait = Duration::from_secs(15);
+
+    page.goto(&app.url("/admin666/#integrations")).await;
+    page.wait_for(
+        &format!("document.activeElement === {}", t("login-email")),
+        wait,
+    )
+    .await;
+    page.type_text(common::ADMIN_EMAIL).await;
+    page.click(&t("login-password")).await;
+    page.type_text(common::ADMIN_PASSWORD).await;
+    page.press("Enter", 0).await;
+    page.wait_for("!document.getElementById('app').hidden", wait)
+        .await;
+    page.click(&t("nav-integrations")).await;
+    page.wait_for(&format!("{} !== null", t("webhook-url")), wait)
+        .await;
+    page.click(&t("webhook-url")).await;
+    page.type_text(&receiver.url("ok", "page")).await;
+    page.click(&t("webhook-create-submit")).await;
+    page.wait_for(&format!("{} !== null", t("webhook-secret")), wait)
+        .await;
+    let secret = page
+        .eval(&format!("{}.textContent", t("webhook-secret")))
+        .await;
+    let secret = secret.as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    receiver.set_secrets("page", &[&secret]);
+    page.screenshot(&shots.join("1-created.png")).await;
+
+    page.click(&t("webhook-test")).await;
+    let got = receiver.wait_for("page", 1, wait).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["type"], "webhook.test");
+    assert_eq!(got[0]["verified"], true);
+    page.wait_for(
+        &format!(
+            "{} !== null && {}.textContent.includes('200')",
+            t("webhook-delivery"),
+            t("webhook-delivery")
+        ),
+        wait,
+    )
+    .await;
+    page.screenshot(&shots.join("2-log.png")).await;
+    page.click(&t("webhook-redeliver")).await;
+    let got = receiver.wait_for("page", 2, wait).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1]["id"], got[0]["id"]);
+    assert_eq!(got[1]["verified"], true);
+    // Back to the chats.
+    page.click(&t("nav-chats")).await;
+    page.wait_for(
+        "document.getElementById('integrations-view').hidden && document.querySelector('.list-pane').offsetParent !== null",
+        wait,
+    )
+    .await;
+    assert!(
+        page.script_errors().is_empty(),
+        "{:?}",
+        page.script_errors()
+    );
 }
 
 backend_tests!(

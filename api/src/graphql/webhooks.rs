@@ -15,20 +15,26 @@ type Result<T> = async_graphql::Result<T>;
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct Webhook {
+    /// The id the mutations take.
     pub id: Uuid,
+    /// Where events are posted.
     pub url: String,
+    /// What receives them, for people.
     pub description: Option<String>,
     /// Event names, e.g. `message.created`.
     pub events: Vec<String>,
     /// False when an admin turned it off, or the server did after days of failures
     /// (`disabledReason` says so).
     pub enabled: bool,
+    /// Why the server disabled it, when it did.
     pub disabled_reason: Option<String>,
     /// Since when every delivery has failed (null when the last one succeeded).
     pub failing_since: Option<DateTime<Utc>>,
     /// Until when the previous secret still signs too (after a rotation).
     pub previous_secret_until: Option<DateTime<Utc>>,
+    /// When it was registered.
     pub created_at: DateTime<Utc>,
+    /// The last change by an admin, or the server disabling it.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -73,21 +79,28 @@ impl Webhook {
 /// One attempt to deliver an event.
 #[derive(SimpleObject)]
 pub struct WebhookDelivery {
+    /// The id `redeliverWebhook` takes.
     pub id: Uuid,
     /// The `webhook-id` header: the same for every attempt of one event.
     pub message_id: String,
+    /// The event's `type`, e.g. `message.created`.
     pub event_type: String,
+    /// 1 for the first attempt of an event (a redelivery starts at 1 again).
     pub attempt: i32,
     /// A 2xx answer.
     pub success: bool,
     /// Null when no answer came (refused, unreachable, timed out).
     pub status_code: Option<i32>,
+    /// From sending the request to the last byte read.
     pub duration_ms: i32,
+    /// Why it failed: the status, or the connection's error (`refused: …` for a forbidden
+    /// address).
     pub error: Option<String>,
     /// The first bytes of the response body.
     pub response_body: Option<String>,
     /// The event as sent.
     pub payload: String,
+    /// When the attempt was made.
     pub created_at: DateTime<Utc>,
 }
 
@@ -112,6 +125,7 @@ impl From<webhook_delivery::Model> for WebhookDelivery {
 /// An endpoint with its signing secret, shown this once.
 #[derive(SimpleObject)]
 pub struct WebhookWithSecret {
+    /// The endpoint.
     pub webhook: Webhook,
     /// `whsec_` + base64: verify signatures with it (any Standard Webhooks library does).
     pub secret: String,
@@ -127,18 +141,23 @@ impl From<webhook_endpoint::Model> for WebhookWithSecret {
     }
 }
 
+/// A new endpoint.
 #[derive(InputObject)]
 pub struct CreateWebhookInput {
     /// `https://…` (`http://` only with `CHATDESK_WEBHOOK_ALLOW_HTTP=true`).
     pub url: String,
     /// Names of `webhookEventTypes`.
     pub events: Vec<String>,
+    /// What receives them, for people (500 characters at most).
     pub description: Option<String>,
 }
 
+/// Changes to an endpoint: fields left out stay as they are.
 #[derive(InputObject)]
 pub struct UpdateWebhookInput {
+    /// As in `CreateWebhookInput.url`.
     pub url: Option<String>,
+    /// As in `CreateWebhookInput.events`.
     pub events: Option<Vec<String>>,
     /// Null clears it.
     pub description: MaybeUndefined<String>,

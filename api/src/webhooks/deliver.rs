@@ -196,6 +196,7 @@ impl Deliverer {
     /// Appends to the endpoint's log and drops what is beyond its last `LOG_LENGTH` entries.
     async fn log(
         &self,
+        chat_id: Option<Uuid>,
         delivery: &Delivery,
         body: &str,
         outcome: &Outcome,
@@ -203,6 +204,7 @@ impl Deliverer {
         webhook_delivery::ActiveModel {
             id: Set(Uuid::now_v7()),
             endpoint_id: Set(delivery.endpoint_id),
+            chat_id: Set(chat_id),
             message_id: Set(delivery.message.id.clone()),
             event_type: Set(delivery.message.event_type().to_owned()),
             attempt: Set(i32::try_from(delivery.attempt).unwrap_or(i32::MAX)),
@@ -316,7 +318,7 @@ impl Handler for Deliverer {
         if let Some(error) = &outcome.error {
             tracing::info!(endpoint = %endpoint.id, message = %delivery.message.id, attempt = delivery.attempt, %error, "webhooks: attempt failed");
         }
-        self.log(&delivery, &body, &outcome).await?;
+        self.log(job.chat_id, &delivery, &body, &outcome).await?;
         let success = outcome.success;
         if !delivery.manual {
             self.track(endpoint, &outcome).await?;

@@ -306,10 +306,28 @@ pub async fn redeliver(
         event,
     };
     let txn = db.begin().await?;
-    write_deliveries(&txn, &[delivery.endpoint_id], &message, None, true).await?;
+    write_deliveries(
+        &txn,
+        &[delivery.endpoint_id],
+        &message,
+        delivery.chat_id,
+        true,
+    )
+    .await?;
     txn.commit().await?;
     hooks.committed();
     Ok(true)
+}
+
+/// For erasing a chat (`deleteChat`), in its transaction: the delivery log's entries about the
+/// chat (they hold its messages). Its waiting deliveries go with
+/// `notify::outbox::delete_pending_for_chat`; then emit `chat.deleted` with `chat_id: None`.
+pub async fn forget_chat(db: &impl ConnectionTrait, chat_id: Uuid) -> Result<u64> {
+    Ok(webhook_delivery::Entity::delete_many()
+        .filter(webhook_delivery::Column::ChatId.eq(chat_id))
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 #[cfg(test)]
