@@ -351,6 +351,11 @@ mod tests {
         assert!(validate_url("https://[::1]:8443/in", &strict).is_err());
         assert!(validate_url("https://[::ffff:10.0.0.1]/in", &strict).is_err());
         assert!(validate_url("https://169.254.169.254/latest", &strict).is_err());
+        // Other spellings of 127.0.0.1 are normalised by the URL parser, then refused.
+        assert!(validate_url("https://0x7f000001/in", &strict).is_err());
+        assert!(validate_url("https://2130706433/in", &strict).is_err());
+        assert!(validate_url("https://127.1/in", &strict).is_err());
+        assert!(validate_url("https://[::ffff:7f00:1]/in", &strict).is_err());
         assert!(validate_url("not a url", &strict).is_err());
         let tests = settings(true, true);
         assert!(validate_url("http://127.0.0.1:9000/in", &tests).is_ok());
