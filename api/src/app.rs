@@ -79,6 +79,12 @@ impl Application {
             crate::notify::Notify::new(&settings, jwt_secret.expose().as_bytes(), pool.clone())?;
         let limits = RateLimits::connect(&settings).await?;
         tracing::info!(store = limits.store_name(), "rate limits");
+        let hooks =
+            crate::webhooks::Hooks::new(&settings, jwt_secret.expose().as_bytes(), pool.clone());
+        hooks
+            .refresh(&pool)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot read the webhook endpoints: {error}"))?;
         let bus = if settings.is_postgres() {
             // Its NOTIFYs go out in the background, not as part of any request.
             EventBus::postgres(pool)
@@ -100,6 +106,7 @@ impl Application {
             open_sockets: Default::default(),
             notify,
             chat_subscriptions: Default::default(),
+            hooks,
             db,
             settings,
         });
@@ -169,7 +176,8 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
             match retention::run_jobs(
                 &state.db,
                 state.storage.as_ref(),
-                Some(&state.bus),
+                &state.bus,
+                &state.hooks,
                 state.settings.retention_days,
                 state.settings.chat_retention_days,
             )
@@ -199,6 +207,7 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
     ));
     let mut tasks = vec![prune, jobs, upkeep, forget];
     tasks.extend(state.notify.spawn_worker(&state.settings));
+    tasks.extend(state.hooks.spawn());
     if state.settings.is_postgres() {
         let admins = state.clone();
         tasks.push(tokio::spawn(

@@ -209,10 +209,15 @@ async fn run(command: Command) -> Result<(), String> {
                 .map_err(|e| format!("migration failed: {e}"))?;
             let storage =
                 crate::storage::from_settings(&settings.storage).map_err(|e| e.message())?;
+            // Erased chats are announced to webhook endpoints (the servers' workers deliver);
+            // no server hears of them otherwise, so their remembered tokens expire by restart.
+            let hooks = crate::webhooks::Hooks::off();
+            hooks.refresh(&db).await.map_err(|e| e.to_string())?;
             let report = crate::service::retention::run_jobs(
                 &db,
                 storage.as_ref(),
-                None,
+                &crate::realtime::EventBus::in_process(),
+                &hooks,
                 settings.retention_days,
                 settings.chat_retention_days,
             )

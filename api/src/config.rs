@@ -153,6 +153,33 @@ pub struct Settings {
     pub clamd_timeout_secs: u64,
     /// Whole chats with no activity for this many days are erased (0 = keep forever).
     pub chat_retention_days: u32,
+    /// Webhook URLs may be `http://` (default: `https://` only).
+    pub webhook_allow_http: bool,
+    /// Webhooks may reach loopback, private, link-local and metadata addresses (tests; never in
+    /// production: it lets an admin's URL probe the server's own network).
+    pub webhook_allow_private: bool,
+    /// The waits between a webhook's attempts (Standard Webhooks' schedule by default: 5 s,
+    /// 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, so 8 attempts over about 27 h).
+    pub webhook_retry_schedule: Vec<std::time::Duration>,
+    /// An endpoint whose every attempt failed for this long is disabled.
+    pub webhook_disable_after: std::time::Duration,
+}
+
+/// `CHATDESK_WEBHOOK_RETRY_SCHEDULE`: seconds between attempts, comma-separated.
+fn retry_schedule(text: &str) -> Result<Vec<std::time::Duration>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<u64>()
+                .map(std::time::Duration::from_secs)
+                .map_err(|_| {
+                    format!(
+                        "CHATDESK_WEBHOOK_RETRY_SCHEDULE: expected seconds separated by commas, got '{text}'"
+                    )
+                })
+        })
+        .collect()
 }
 
 pub const DEFAULT_EXTENSIONS: &[&str] =
@@ -370,6 +397,26 @@ impl Settings {
                 var("CHATDESK_CHAT_RETENTION_DAYS"),
                 0,
             )?,
+            webhook_allow_http: boolean(
+                "CHATDESK_WEBHOOK_ALLOW_HTTP",
+                var("CHATDESK_WEBHOOK_ALLOW_HTTP"),
+                false,
+            )?,
+            webhook_allow_private: boolean(
+                "CHATDESK_WEBHOOK_ALLOW_PRIVATE",
+                var("CHATDESK_WEBHOOK_ALLOW_PRIVATE"),
+                false,
+            )?,
+            webhook_retry_schedule: retry_schedule(
+                var("CHATDESK_WEBHOOK_RETRY_SCHEDULE")
+                    .as_deref()
+                    .unwrap_or("5,300,1800,7200,18000,36000,36000"),
+            )?,
+            webhook_disable_after: Duration::from_secs(number(
+                "CHATDESK_WEBHOOK_DISABLE_AFTER_SECS",
+                var("CHATDESK_WEBHOOK_DISABLE_AFTER_SECS"),
+                5 * 24 * 3600,
+            )?),
         })
     }
 

@@ -19,6 +19,7 @@ pub mod service;
 pub mod state;
 pub mod storage;
 pub mod web;
+pub mod webhooks;
 
 pub use app::Application;
 pub use config::Settings;

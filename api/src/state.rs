@@ -42,6 +42,8 @@ pub struct Inner {
     pub open_sockets: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
     /// Email: the outbox worker's parts and the send path's trigger.
     pub notify: crate::notify::Notify,
+    /// Webhooks: which endpoints want which events, and the worker's parts.
+    pub hooks: crate::webhooks::Hooks,
 }
 
 impl AppState {

@@ -12,5 +12,7 @@ pub mod chat_resume_code;
 pub mod outbox_job;
 pub mod prelude;
 pub mod site_setting;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
 
 pub use sea_orm;

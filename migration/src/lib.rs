@@ -11,6 +11,7 @@ mod m20261129_000101_notification_preferences;
 mod m20261129_000102_site_settings;
 mod m20261129_000200_chat_erasures;
 mod m20261129_000300_rate_limits;
+mod m20261129_000500_webhooks;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000102_site_settings::Migration),
             Box::new(m20261129_000200_chat_erasures::Migration),
             Box::new(m20261129_000300_rate_limits::Migration),
+            Box::new(m20261129_000500_webhooks::Migration),
         ]
     }
 }

@@ -635,7 +635,8 @@ async fn chat_retention_erases_inactive_chats(backend: Backend, store: Store) {
     let report = api::service::retention::run_jobs(
         &app.state.db,
         app.state.storage.as_ref(),
-        Some(&app.state.bus),
+        &app.state.bus,
+        &app.state.hooks,
         0,
         app.state.settings.chat_retention_days,
     )
@@ -670,10 +671,16 @@ async fn chat_retention_erases_inactive_chats(backend: Backend, store: Store) {
     )
     .await;
     // Off by default: nothing is erased at 0.
-    let report =
-        api::service::retention::run_jobs(&app.state.db, app.state.storage.as_ref(), None, 0, 0)
-            .await
-            .unwrap();
+    let report = api::service::retention::run_jobs(
+        &app.state.db,
+        app.state.storage.as_ref(),
+        &app.state.bus,
+        &app.state.hooks,
+        0,
+        0,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.erased_chats, 0);
 }
 

@@ -231,7 +231,7 @@ impl ChatMutation {
             visitor_phone: input.visitor_phone,
             source_page: input.source_page,
         };
-        let (chat, chat_token) = chats::start(&app.db, &app.bus, new).await?;
+        let (chat, chat_token) = chats::start(&app.db, &app.bus, &app.hooks, new).await?;
         Ok(StartChatPayload {
             chat: Chat::new(chat, crate::auth::viewer::Side::Visitor),
             chat_token,
@@ -281,7 +281,17 @@ impl ChatMutation {
             client_message_id,
             attachments: files.rows(),
         };
-        match messages::send(&app.db, &app.bus, app.notify.trigger, viewer, chat_id, new).await {
+        match messages::send(
+            &app.db,
+            &app.bus,
+            app.notify.trigger,
+            &app.hooks,
+            viewer,
+            chat_id,
+            new,
+        )
+        .await
+        {
             Ok(sent) => {
                 if !sent.created {
                     files.discard(app).await;
@@ -301,7 +311,7 @@ impl ChatMutation {
         let app = app(ctx)?;
         let viewer = viewer(ctx);
         let side = viewer.require_chat(chat_id)?;
-        let chat = chats::mark_read(&app.db, &app.bus, viewer, chat_id).await?;
+        let chat = chats::mark_read(&app.db, &app.bus, &app.hooks, viewer, chat_id).await?;
         Ok(Chat::new(chat, side))
     }
 
@@ -320,7 +330,8 @@ impl ChatMutation {
             email: change(input.email),
             phone: change(input.phone),
         };
-        let chat = chats::update_visitor(&app.db, &app.bus, viewer, chat_id, changes).await?;
+        let chat =
+            chats::update_visitor(&app.db, &app.bus, &app.hooks, viewer, chat_id, changes).await?;
         Ok(Chat::new(chat, side))
     }
 
@@ -333,7 +344,15 @@ impl ChatMutation {
     ) -> Result<Chat> {
         let app = app(ctx)?;
         let viewer = viewer(ctx);
-        let chat = chats::set_status(&app.db, &app.bus, viewer, chat_id, status.into()).await?;
+        let chat = chats::set_status(
+            &app.db,
+            &app.bus,
+            &app.hooks,
+            viewer,
+            chat_id,
+            status.into(),
+        )
+        .await?;
         Ok(Chat::new(chat, crate::auth::viewer::Side::Admin))
     }
 
@@ -343,7 +362,15 @@ impl ChatMutation {
     async fn delete_chat(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
         let app = app(ctx)?;
         let eraser = Eraser::for_viewer(viewer(ctx), id)?;
-        erasure::erase_chat(&app.db, app.storage.as_ref(), &app.bus, eraser, id).await?;
+        erasure::erase_chat(
+            &app.db,
+            app.storage.as_ref(),
+            &app.bus,
+            &app.hooks,
+            eraser,
+            id,
+        )
+        .await?;
         // At once here; other instances on the CHAT_DELETED notice.
         app.visitor_chats.forget_chat(id);
         Ok(true)

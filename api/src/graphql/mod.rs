@@ -10,6 +10,7 @@ pub mod schema;
 pub mod selection;
 pub mod subscription;
 pub mod types;
+pub mod webhooks;
 pub mod websocket;
 
 pub use schema::{AppSchema, build_schema, sdl};

@@ -9,17 +9,23 @@ use super::chat::{ChatMutation, ChatQuery};
 use super::notify::{NotifyMutation, NotifyQuery};
 use super::selection::SelectionLimits;
 use super::subscription::Subscription;
+use super::webhooks::{WebhooksMutation, WebhooksQuery};
 use crate::auth::Viewer;
 use crate::error::Error;
 use crate::state::AppState;
 
 /// Reading chats, the signed-in admin, and the upload policy.
 #[derive(MergedObject, Default)]
-pub struct Query(ChatQuery, AdminQuery, NotifyQuery);
+pub struct Query(ChatQuery, AdminQuery, NotifyQuery, WebhooksQuery);
 
 /// Starting and answering chats, read marks, status, typing, and sign-in.
 #[derive(MergedObject, Default)]
-pub struct Mutation(ChatMutation, AdminMutation, NotifyMutation);
+pub struct Mutation(
+    ChatMutation,
+    AdminMutation,
+    NotifyMutation,
+    WebhooksMutation,
+);
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 

@@ -52,7 +52,7 @@ impl Notify {
             links: self.links.clone(),
         };
         let config = outbox::WorkerConfig::from_settings(settings);
-        Some(tokio::spawn(outbox::run_worker(db, notifier, config)))
+        Some(tokio::spawn(outbox::run_worker(db, notifier, config, None)))
     }
 }
 

@@ -258,7 +258,12 @@ pub trait Handler: Send + Sync + 'static {
 
 /// Drains the outbox until the task is aborted. `db` should be a handle whose statements are
 /// not counted as requests'.
-pub async fn run_worker<H: Handler>(db: DatabaseConnection, handler: H, config: WorkerConfig) {
+pub async fn run_worker<H: Handler>(
+    db: DatabaseConnection,
+    handler: H,
+    config: WorkerConfig,
+    wake: Option<Arc<tokio::sync::Notify>>,
+) {
     let kinds: Vec<&'static str> = {
         let mut seen = HashSet::new();
         handler
@@ -306,9 +311,15 @@ pub async fn run_worker<H: Handler>(db: DatabaseConnection, handler: H, config: 
                 drop(slot);
             });
         }
-        // A full take may have left more due jobs behind: look again at once.
+        // A full take may have left more due jobs behind: look again at once. Otherwise wait
+        // for the next look, or for a commit on this instance that wrote jobs (`wake`).
         if !full {
-            tokio::time::sleep(config.poll).await;
+            match &wake {
+                Some(wake) => {
+                    let _ = tokio::time::timeout(config.poll, wake.notified()).await;
+                }
+                None => tokio::time::sleep(config.poll).await,
+            }
         }
     }
 }

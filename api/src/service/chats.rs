@@ -16,6 +16,7 @@ use crate::clock::now;
 use crate::domain;
 use crate::error::{Error, Result};
 use crate::realtime::{EventBus, Notice, NoticeKind};
+use crate::webhooks::{EventType, Hooks, events as webhook_events};
 use entity::chat::{self, ChatStatus};
 use entity::chat_event::{self, EventKind};
 
@@ -58,6 +59,7 @@ pub fn activity_of(chat: &chat::Model) -> DateTime<Utc> {
 pub async fn start(
     db: &DatabaseConnection,
     bus: &EventBus,
+    hooks: &Hooks,
     input: NewChat,
 ) -> Result<(chat::Model, String)> {
     let visitor_name = domain::short_text("visitorName", input.visitor_name.as_deref(), 200)?;
@@ -83,7 +85,13 @@ pub async fn start(
     let txn = super::begin_write(db).await?;
     let chat = chat.insert(&txn).await?;
     record(&txn, chat.id, EventKind::Started, "visitor", None).await?;
+    hooks
+        .emit(&txn, EventType::ChatStarted, Some(chat.id), || {
+            webhook_events::chat_started(&chat)
+        })
+        .await?;
     txn.commit().await?;
+    hooks.committed();
     bus.publish(Notice::new(NoticeKind::ChatStarted, chat.id))
         .await;
     Ok((chat, token))
@@ -117,6 +125,7 @@ pub async fn get_for_update(
 pub async fn set_status(
     db: &DatabaseConnection,
     bus: &EventBus,
+    hooks: &Hooks,
     viewer: &Viewer,
     chat_id: Uuid,
     status: ChatStatus,
@@ -141,7 +150,13 @@ pub async fn set_status(
         Some(data),
     )
     .await?;
+    hooks
+        .emit(&txn, EventType::ChatStatusChanged, Some(chat_id), || {
+            webhook_events::status_changed(&chat, from, &viewer.actor())
+        })
+        .await?;
     txn.commit().await?;
+    hooks.committed();
     bus.publish(Notice::new(NoticeKind::StatusChanged, chat_id))
         .await;
     Ok(chat)
@@ -150,6 +165,7 @@ pub async fn set_status(
 pub async fn update_visitor(
     db: &DatabaseConnection,
     bus: &EventBus,
+    hooks: &Hooks,
     viewer: &Viewer,
     chat_id: Uuid,
     changes: VisitorChanges,
@@ -204,7 +220,13 @@ pub async fn update_visitor(
         Some(data),
     )
     .await?;
+    hooks
+        .emit(&txn, EventType::VisitorUpdated, Some(chat_id), || {
+            webhook_events::visitor_updated(&chat, &changed)
+        })
+        .await?;
     txn.commit().await?;
+    hooks.committed();
     bus.publish(Notice::new(NoticeKind::VisitorUpdated, chat_id))
         .await;
     Ok(chat)
@@ -215,6 +237,7 @@ pub async fn update_visitor(
 pub async fn mark_read(
     db: &DatabaseConnection,
     bus: &EventBus,
+    hooks: &Hooks,
     viewer: &Viewer,
     chat_id: Uuid,
 ) -> Result<chat::Model> {
@@ -240,7 +263,17 @@ pub async fn mark_read(
     }
     let chat = active.update(&txn).await?;
     record(&txn, chat_id, EventKind::Read, &viewer.actor(), None).await?;
+    hooks
+        .emit(&txn, EventType::ChatRead, Some(chat_id), || {
+            let by = match side {
+                Side::Admin => "admin",
+                Side::Visitor => "visitor",
+            };
+            webhook_events::read(&chat, by)
+        })
+        .await?;
     txn.commit().await?;
+    hooks.committed();
     bus.publish(Notice::new(NoticeKind::Read, chat_id).from_side(side))
         .await;
     Ok(chat)

@@ -122,13 +122,15 @@ pub async fn seed(
     admin: AdminViewer,
 ) -> Result<usize> {
     let bus = EventBus::in_process();
+    // Seeding is not news for integrators: no webhooks.
+    let hooks = crate::webhooks::Hooks::off();
     let admin = Viewer::Admin(admin);
     for demo in CHATS {
         let new = NewChat {
             source_page: Some(demo.page.to_owned()),
             ..NewChat::default()
         };
-        let (chat, _token) = chats::start(db, &bus, new).await?;
+        let (chat, _token) = chats::start(db, &bus, &hooks, new).await?;
         let visitor = Viewer::Visitor { chat_id: chat.id };
         if demo.name.is_some() || demo.email.is_some() {
             let changes = VisitorChanges {
@@ -136,7 +138,7 @@ pub async fn seed(
                 email: demo.email.map(|email| Some(email.to_owned())),
                 phone: None,
             };
-            chats::update_visitor(db, &bus, &visitor, chat.id, changes).await?;
+            chats::update_visitor(db, &bus, &hooks, &visitor, chat.id, changes).await?;
         }
         for (from_visitor, text, file) in demo.lines {
             let sender = if *from_visitor { &visitor } else { &admin };
@@ -149,13 +151,15 @@ pub async fn seed(
                 client_message_id: None,
                 attachments: attachments.clone(),
             };
-            if let Err(error) = messages::send(db, &bus, None, sender, chat.id, message).await {
+            if let Err(error) =
+                messages::send(db, &bus, None, &hooks, sender, chat.id, message).await
+            {
                 discard(storage, attachments).await;
                 return Err(error);
             }
         }
         if demo.status != ChatStatus::Open {
-            chats::set_status(db, &bus, &admin, chat.id, demo.status).await?;
+            chats::set_status(db, &bus, &hooks, &admin, chat.id, demo.status).await?;
         }
     }
     Ok(CHATS.len())

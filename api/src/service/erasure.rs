@@ -19,6 +19,8 @@ use crate::clock::now;
 use crate::error::{Error, Result};
 use crate::realtime::{EventBus, Notice, NoticeKind};
 use crate::storage::Storage;
+use crate::webhooks::Hooks;
+use crate::webhooks::events::EventType;
 use entity::chat_erasure::{self, ErasedBy};
 use entity::{chat, chat_attachment, chat_event, chat_message};
 
@@ -31,6 +33,15 @@ pub enum Eraser {
 }
 
 impl Eraser {
+    /// Who erased, as the `chat.deleted` webhook tells it (no more than the audit line keeps).
+    pub fn actor(&self) -> String {
+        match self {
+            Self::Admin(id) => format!("admin:{id}"),
+            Self::Visitor => "visitor".to_owned(),
+            Self::Retention => "retention".to_owned(),
+        }
+    }
+
     /// The eraser a viewer may act as for `chat_id`: any admin, or the chat's own visitor.
     pub fn for_viewer(viewer: &Viewer, chat_id: Uuid) -> Result<Self> {
         viewer.require_chat(chat_id)?;
@@ -57,6 +68,7 @@ pub async fn erase_chat(
     db: &DatabaseConnection,
     storage: &dyn Storage,
     bus: &EventBus,
+    hooks: &Hooks,
     eraser: Eraser,
     chat_id: Uuid,
 ) -> Result<Erased> {
@@ -105,6 +117,14 @@ pub async fn erase_chat(
     // Its outbox jobs go too, done ones included: a finished email job still holds the chat's
     // text until it is pruned, and nothing may go out about a chat that is gone.
     crate::notify::outbox::delete_for_chat(&txn, chat_id).await?;
+    // The webhook delivery log holds the chat's messages as they were sent.
+    crate::webhooks::endpoints::forget_chat(&txn, chat_id).await?;
+    // Integrators hear of the erasure; the job names no chat, so nothing above removes it.
+    hooks
+        .emit(&txn, EventType::ChatDeleted, None, || {
+            crate::webhooks::events::chat_deleted(chat_id, &eraser.actor())
+        })
+        .await?;
     chat::Entity::delete_by_id(chat_id).exec(&txn).await?;
     let (erased_by, admin_id) = match eraser {
         Eraser::Admin(id) => (ErasedBy::Admin, Some(id)),
@@ -123,6 +143,7 @@ pub async fn erase_chat(
     .insert(&txn)
     .await?;
     txn.commit().await?;
+    hooks.committed();
 
     let mut erased = Erased {
         messages,
@@ -187,6 +208,7 @@ pub async fn erase_inactive(
     db: &DatabaseConnection,
     storage: &dyn Storage,
     bus: &EventBus,
+    hooks: &Hooks,
     cutoff: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize> {
     let mut erased = 0;
@@ -208,7 +230,7 @@ pub async fn erase_inactive(
             return Ok(erased);
         }
         for id in ids {
-            match erase_chat(db, storage, bus, Eraser::Retention, id).await {
+            match erase_chat(db, storage, bus, hooks, Eraser::Retention, id).await {
                 Ok(_) => erased += 1,
                 // Erased meanwhile by someone else.
                 Err(Error::NotFound(_)) => {}

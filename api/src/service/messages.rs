@@ -18,6 +18,7 @@ use crate::clock::now;
 use crate::error::{Error, Result};
 use crate::notify::EmailTrigger;
 use crate::realtime::{EventBus, Notice, NoticeKind};
+use crate::webhooks::{EventType, Hooks, events};
 use entity::chat::{self, ChatStatus};
 use entity::chat_attachment;
 use entity::chat_event::EventKind;
@@ -73,11 +74,14 @@ pub async fn find_by_client_id(
 /// unique index instead of a look-up, and a retry found that way rolls the UPDATE back.
 ///
 /// With email on (`email`), one more statement writes the burst's notification job in the same
-/// transaction (`notify::jobs::on_message`), so a rolled-back send emails nobody.
+/// transaction (`notify::jobs::on_message`), so a rolled-back send emails nobody. Likewise a
+/// webhook delivery per endpoint that wants the message (`Hooks::emit`: no statement when no
+/// endpoint does, one INSERT otherwise).
 pub async fn send(
     db: &DatabaseConnection,
     bus: &EventBus,
     email: Option<EmailTrigger>,
+    hooks: &Hooks,
     viewer: &Viewer,
     chat_id: Uuid,
     new: NewMessage,
@@ -127,6 +131,22 @@ pub async fn send(
         Err(error) => return Err(error.into()),
     };
 
+    // What a `message.created` webhook lists, kept only when some endpoint wants it.
+    let files: Vec<(Uuid, String, String, i64)> = if hooks.wants(EventType::MessageCreated) {
+        new.attachments
+            .iter()
+            .map(|file| {
+                (
+                    file.id,
+                    file.original_name.clone(),
+                    file.mime_type.clone(),
+                    file.size_bytes,
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     if !new.attachments.is_empty() {
         let rows = new
             .attachments
@@ -152,7 +172,29 @@ pub async fn send(
     if let Some(email) = email {
         crate::notify::jobs::on_message(&txn, email.delay, &chat, &message).await?;
     }
+    if reopened {
+        hooks
+            .emit(&txn, EventType::ChatStatusChanged, Some(chat_id), || {
+                events::status_changed(&chat, ChatStatus::Closed, &viewer.actor())
+            })
+            .await?;
+    }
+    hooks
+        .emit(&txn, EventType::MessageCreated, Some(chat_id), || {
+            let files: Vec<events::FileInfo<'_>> = files
+                .iter()
+                .map(|(id, name, mime_type, size_bytes)| events::FileInfo {
+                    id: *id,
+                    name,
+                    mime_type,
+                    size_bytes: *size_bytes,
+                })
+                .collect();
+            events::message_created(&chat, &message, &files)
+        })
+        .await?;
     txn.commit().await?;
+    hooks.committed();
 
     bus.publish(
         Notice::new(NoticeKind::MessageAdded, chat_id)

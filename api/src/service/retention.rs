@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::realtime::EventBus;
 use crate::service::erasure;
 use crate::storage::Storage;
+use crate::webhooks::Hooks;
 use entity::chat_attachment;
 
 /// Objects younger than this are never swept: their row may still be on its way.
@@ -43,16 +44,19 @@ pub async fn run_once(
     storage: &dyn Storage,
     retention_days: u32,
 ) -> Result<Report> {
-    run_jobs(db, storage, None, retention_days, 0).await
+    let quiet = EventBus::in_process();
+    run_jobs(db, storage, &quiet, &Hooks::off(), retention_days, 0).await
 }
 
 /// [`run_once`], plus chat retention when `chat_retention_days > 0`: chats inactive for longer
 /// are erased (each in its own transaction, files after rows, announced on `bus` so that every
-/// instance forgets their visitor tokens). Under the same once-across-instances lock.
+/// instance forgets their visitor tokens, and to webhooks). Under the same
+/// once-across-instances lock.
 pub async fn run_jobs(
     db: &DatabaseConnection,
     storage: &dyn Storage,
-    bus: Option<&EventBus>,
+    bus: &EventBus,
+    hooks: &Hooks,
     retention_days: u32,
     chat_retention_days: u32,
 ) -> Result<Report> {
@@ -78,11 +82,11 @@ pub async fn run_jobs(
     if chat_retention_days > 0 {
         // Through `db`, not `txn`: each erasure commits before its files go, while `txn` only
         // holds the lock (on SQLite it has touched nothing yet, so it blocks no writer).
-        let quiet = EventBus::in_process();
         report.erased_chats = erasure::erase_inactive(
             db,
             storage,
-            bus.unwrap_or(&quiet),
+            bus,
+            hooks,
             now() - Duration::days(chat_retention_days.into()),
         )
         .await?;
