@@ -7,6 +7,7 @@ use async_graphql::{Context, InputObject, Lookahead, MaybeUndefined, Object, Upl
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::plain::Plain;
 use super::schema::{app, client_address, viewer};
 use super::types::{
     Chat, ChatConnection, ChatEdge, ChatStatus, Message, PageInfo, PagePreload, UploadPolicy,
@@ -101,7 +102,7 @@ impl ChatQuery {
         filter: Option<ChatFilter>,
         #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
-    ) -> Result<ChatConnection> {
+    ) -> Result<Plain<ChatConnection>> {
         let viewer = viewer(ctx);
         viewer.require_admin()?;
         let filter = filter.unwrap_or_default();
@@ -148,7 +149,7 @@ impl ChatQuery {
                     .with_preload(preload.clone()),
             })
             .collect();
-        Ok(ChatConnection {
+        Ok(Plain(ChatConnection {
             page_info: PageInfo {
                 has_next_page,
                 has_previous_page: after.is_some(),
@@ -157,7 +158,7 @@ impl ChatQuery {
             },
             edges,
             filter,
-        })
+        }))
     }
 
     /// What the file picker may offer. Open to anyone.

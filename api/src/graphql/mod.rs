@@ -5,6 +5,7 @@ pub mod chat;
 pub mod http;
 pub mod multipart;
 pub mod parsed_queries;
+pub mod plain;
 pub mod schema;
 pub mod subscription;
 pub mod types;
