@@ -124,10 +124,20 @@ impl ChatQuery {
         let db = &app(ctx)?.db;
         let node = ctx.look_ahead().field("edges").field("node");
         let with_unread = node.field("unreadCount").exists();
-        let (found, has_next_page) =
-            chats::list(db, viewer, &filter, first, after, with_unread).await?;
+        let fields = chats::PageFields {
+            unread: with_unread,
+            last_message: node.field("lastMessage").exists(),
+        };
+        let (mut found, has_next_page) =
+            chats::list(db, viewer, &filter, first, after, fields).await?;
         let ids: Vec<Uuid> = found.iter().map(|listed| listed.chat.id).collect();
-        let mut preload = preload_page(db, &node, &ids).await?;
+        // The newest messages, when they came with the page (Postgres).
+        let with_page: Option<Vec<_>> = found
+            .iter_mut()
+            .map(|listed| listed.last_message.take())
+            .collect::<Option<Vec<_>>>()
+            .map(|found| found.into_iter().flatten().collect());
+        let mut preload = preload_page(db, &node, &ids, with_page).await?;
         if with_unread {
             preload.unread_counts = Some(
                 found
@@ -179,16 +189,21 @@ impl ChatQuery {
 }
 
 /// Fetches the last messages (and their attachments) of every chat on an inbox page, when the
-/// query asks for them, one statement each. (Unread counts come with the page itself.)
+/// query asks for them, one statement each, unless the page brought the last messages along
+/// (`with_page`). (Unread counts come with the page itself.)
 async fn preload_page(
     db: &sea_orm::DatabaseConnection,
     node: &Lookahead<'_>,
     chat_ids: &[Uuid],
+    with_page: Option<Vec<entity::chat_message::Model>>,
 ) -> Result<PagePreload> {
     let mut preload = PagePreload::default();
     let last_message = node.field("lastMessage");
     if last_message.exists() {
-        let found = messages::last_messages(db, chat_ids).await?;
+        let found = match with_page {
+            Some(found) => found,
+            None => messages::last_messages(db, chat_ids).await?,
+        };
         if last_message.field("attachments").exists() {
             let message_ids: Vec<Uuid> = found.iter().map(|message| message.id).collect();
             let mut by_message: HashMap<Uuid, Vec<_>> = HashMap::new();
