@@ -15,7 +15,8 @@
 //! default 8), `BENCH_WARMUP_SECS` (default 2), `BENCH_ONLY` (comma list of scenarios:
 //! inbox,history,search,send8,send32,uploads,sqlite,sockets,mixed), `BENCH_RUNS` (runs of each
 //! compared scenario: 3 in the full run, 1 with `BENCH_ONLY`), `BENCH_RELOAD=1` (load the data
-//! set again), `BENCH_SOCKETS` (default 10000).
+//! set again), `BENCH_SOCKETS` (default 10000), `BENCH_SERVER` (a `chatdesk` executable to run
+//! instead of building one, e.g. an older build to compare with).
 //!
 //! Each compared scenario prints its ratio, the server's CPU per operation and the Postgres
 //! backends' CPU per operation on both sides (from /proc), as the median of its runs with the
@@ -110,8 +111,14 @@ async fn run() -> Result<bool, String> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
 
-    eprintln!("bench: building the release server");
-    let (executable, build_time) = server::build_release()?;
+    // A given executable (another build of the server, to compare against) skips the build.
+    let (executable, build_time) = match std::env::var_os("BENCH_SERVER") {
+        Some(path) => (std::path::PathBuf::from(path), Duration::ZERO),
+        None => {
+            eprintln!("bench: building the release server");
+            server::build_release()?
+        }
+    };
     eprintln!(
         "bench: built in {:.1} s: {}",
         build_time.as_secs_f64(),
