@@ -24,6 +24,7 @@
 use std::borrow::Cow;
 
 use async_graphql::indexmap::IndexMap;
+use async_graphql::indexmap::map::Entry;
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::{ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value};
@@ -84,7 +85,7 @@ impl<T: PlainFields> OutputType for Plain<T> {
 /// The object's value for the selection set of `ctx`, or `None` to leave it to the derived
 /// resolver.
 pub fn resolve<T: PlainFields + ?Sized>(value: &T, ctx: &ContextSelectionSet<'_>) -> Option<Value> {
-    let mut out = IndexMap::new();
+    let mut out = IndexMap::with_capacity(ctx.item.node.items.len());
     collect(value, ctx, &ctx.item.node, &mut out)?;
     Some(if out.is_empty() {
         Value::Null
@@ -183,30 +184,37 @@ fn applies<T: OutputType + ?Sized>(ctx: &ContextSelectionSet<'_>, condition: Opt
             .is_some_and(|interfaces| interfaces.contains(condition))
 }
 
-/// async-graphql's rule for a response key seen twice (`resolver_utils::container`).
+/// async-graphql's rule for a response key seen twice (`resolver_utils::container`), with one
+/// lookup of the key instead of two.
 fn insert_value(target: &mut IndexMap<Name, Value>, name: Name, value: Value) {
-    if let Some(previous) = target.get_mut(&name) {
-        if let Value::Object(target_map) = previous {
-            if let Value::Object(object) = value {
+    match target.entry(name) {
+        Entry::Vacant(slot) => {
+            slot.insert(value);
+        }
+        Entry::Occupied(mut slot) => merge_value(slot.get_mut(), value),
+    }
+}
+
+/// The first value of a key stays; objects, and lists of objects, take the fields of the later.
+fn merge_value(previous: &mut Value, value: Value) {
+    if let Value::Object(target_map) = previous {
+        if let Value::Object(object) = value {
+            for (key, value) in object {
+                insert_value(target_map, key, value);
+            }
+        }
+    } else if let Value::List(target_list) = previous
+        && let Value::List(list) = value
+    {
+        for (index, value) in list.into_iter().enumerate() {
+            if let Some(Value::Object(target_map)) = target_list.get_mut(index)
+                && let Value::Object(object) = value
+            {
                 for (key, value) in object {
                     insert_value(target_map, key, value);
                 }
             }
-        } else if let Value::List(target_list) = previous
-            && let Value::List(list) = value
-        {
-            for (index, value) in list.into_iter().enumerate() {
-                if let Some(Value::Object(target_map)) = target_list.get_mut(index)
-                    && let Value::Object(object) = value
-                {
-                    for (key, value) in object {
-                        insert_value(target_map, key, value);
-                    }
-                }
-            }
         }
-    } else {
-        target.insert(name, value);
     }
 }
 
