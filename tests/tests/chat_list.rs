@@ -407,6 +407,8 @@ async fn the_inbox_costs_the_same_queries_for_1_and_50_chats(backend: Backend) {
     let admin = app.admin_token().await;
     let (chat_id, token) = app.start_chat(Some("Visitor 0")).await;
     app.send(&token, &chat_id, "message 0").await;
+    // The first request also reads the admin's row, which is then remembered for a while.
+    statements_for_inbox(&app, &admin, 1).await;
     let for_one = statements_for_inbox(&app, &admin, 1).await;
 
     for n in 1..50 {
@@ -423,8 +425,13 @@ async fn the_inbox_costs_the_same_queries_for_1_and_50_chats(backend: Backend) {
         (for_one, for_one),
         "the inbox runs {for_one} statements for 1 chat but {for_fifty} for 50"
     );
-    // The admin's token, the page with its unread counts, last messages, their attachments.
-    assert!(for_one <= 4, "{for_one} statements for one chat");
+    // The page with its unread counts (and on Postgres its last messages, by LATERAL), the last
+    // messages on SQLite, their attachments.
+    let expected = match backend {
+        Backend::Postgres(_) => 2,
+        Backend::Sqlite => 3,
+    };
+    assert_eq!(for_one, expected, "{for_one} statements for one chat");
 }
 
 /// The visitor's two hot paths, in statements (the benchmark's history and send): the token is

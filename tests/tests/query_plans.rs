@@ -24,6 +24,13 @@ use uuid::Uuid;
 /// The planner adds this to the cost of a disabled node it could not avoid.
 const DISABLED_COST: f64 = 1.0e9;
 
+/// What the inbox asks for with each page: unread counts and (on Postgres, by `LATERAL`) the
+/// newest message, both in the page's statement.
+const WITH_PAGE: chats::PageFields = chats::PageFields {
+    unread: true,
+    last_message: true,
+};
+
 const SEED: &[&str] = &[
     "INSERT INTO chats (id, visitor_name, visitor_email, visitor_phone, chat_token_hash, status, \
        last_message_at, admin_last_read_at, created_at, updated_at) \
@@ -82,7 +89,7 @@ async fn check_plans(url: &str) {
 
     // The inbox: first page, the next page by cursor, a status tab; then what the page
     // fetches for its chats (unread counts, last messages).
-    let (page, _) = chats::list(&db, &admin, &ChatFilter::default(), 50, None, true)
+    let (page, _) = chats::list(&db, &admin, &ChatFilter::default(), 50, None, WITH_PAGE)
         .await
         .expect("inbox");
     let last = &page.last().expect("chats").chat;
@@ -90,14 +97,21 @@ async fn check_plans(url: &str) {
         at: chats::activity_of(last),
         id: last.id,
     };
-    chats::list(&db, &admin, &ChatFilter::default(), 50, Some(cursor), true)
-        .await
-        .expect("inbox page 2");
+    chats::list(
+        &db,
+        &admin,
+        &ChatFilter::default(),
+        50,
+        Some(cursor),
+        WITH_PAGE,
+    )
+    .await
+    .expect("inbox page 2");
     let open = ChatFilter {
         statuses: vec![entity::chat::ChatStatus::Open],
         ..ChatFilter::default()
     };
-    chats::list(&db, &admin, &open, 50, None, true)
+    chats::list(&db, &admin, &open, 50, None, WITH_PAGE)
         .await
         .expect("inbox tab");
     let ordered = take();
@@ -145,7 +159,7 @@ async fn check_plans(url: &str) {
             search: Some(term.into()),
             ..ChatFilter::default()
         };
-        chats::list(&db, &admin, &filter, 50, None, true)
+        chats::list(&db, &admin, &filter, 50, None, WITH_PAGE)
             .await
             .expect("search");
     }

@@ -7,6 +7,7 @@ use async_graphql::{Context, InputObject, Lookahead, MaybeUndefined, Object, Upl
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::plain::Plain;
 use super::schema::{app, client_address, viewer};
 use super::types::{
     Chat, ChatConnection, ChatEdge, ChatStatus, Message, PageInfo, PagePreload, UploadPolicy,
@@ -102,7 +103,7 @@ impl ChatQuery {
         filter: Option<ChatFilter>,
         #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
-    ) -> Result<ChatConnection> {
+    ) -> Result<Plain<ChatConnection>> {
         let viewer = viewer(ctx);
         viewer.require_admin()?;
         let filter = filter.unwrap_or_default();
@@ -124,10 +125,20 @@ impl ChatQuery {
         let db = &app(ctx)?.db;
         let node = ctx.look_ahead().field("edges").field("node");
         let with_unread = node.field("unreadCount").exists();
-        let (found, has_next_page) =
-            chats::list(db, viewer, &filter, first, after, with_unread).await?;
+        let fields = chats::PageFields {
+            unread: with_unread,
+            last_message: node.field("lastMessage").exists(),
+        };
+        let (mut found, has_next_page) =
+            chats::list(db, viewer, &filter, first, after, fields).await?;
         let ids: Vec<Uuid> = found.iter().map(|listed| listed.chat.id).collect();
-        let mut preload = preload_page(db, &node, &ids).await?;
+        // The newest messages, when they came with the page (Postgres).
+        let with_page: Option<Vec<_>> = found
+            .iter_mut()
+            .map(|listed| listed.last_message.take())
+            .collect::<Option<Vec<_>>>()
+            .map(|found| found.into_iter().flatten().collect());
+        let mut preload = preload_page(db, &node, &ids, with_page).await?;
         if with_unread {
             preload.unread_counts = Some(
                 found
@@ -149,7 +160,7 @@ impl ChatQuery {
                     .with_preload(preload.clone()),
             })
             .collect();
-        Ok(ChatConnection {
+        Ok(Plain(ChatConnection {
             page_info: PageInfo {
                 has_next_page,
                 has_previous_page: after.is_some(),
@@ -158,7 +169,7 @@ impl ChatQuery {
             },
             edges,
             filter,
-        })
+        }))
     }
 
     /// What the file picker may offer. Open to anyone.
@@ -180,16 +191,21 @@ impl ChatQuery {
 }
 
 /// Fetches the last messages (and their attachments) of every chat on an inbox page, when the
-/// query asks for them, one statement each. (Unread counts come with the page itself.)
+/// query asks for them, one statement each, unless the page brought the last messages along
+/// (`with_page`). (Unread counts come with the page itself.)
 async fn preload_page(
     db: &sea_orm::DatabaseConnection,
     node: &Lookahead<'_>,
     chat_ids: &[Uuid],
+    with_page: Option<Vec<entity::chat_message::Model>>,
 ) -> Result<PagePreload> {
     let mut preload = PagePreload::default();
     let last_message = node.field("lastMessage");
     if last_message.exists() {
-        let found = messages::last_messages(db, chat_ids).await?;
+        let found = match with_page {
+            Some(found) => found,
+            None => messages::last_messages(db, chat_ids).await?,
+        };
         if last_message.field("attachments").exists() {
             let message_ids: Vec<Uuid> = found.iter().map(|message| message.id).collect();
             let mut by_message: HashMap<Uuid, Vec<_>> = HashMap::new();

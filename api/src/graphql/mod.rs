@@ -6,6 +6,7 @@ pub mod http;
 pub mod multipart;
 pub mod notify;
 pub mod parsed_queries;
+pub mod plain;
 pub mod schema;
 pub mod selection;
 pub mod subscription;

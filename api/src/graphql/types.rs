@@ -1,17 +1,20 @@
 //! GraphQL types, built from entities so the SDL is not tied to the table layout.
 
-use async_graphql::{Context, Enum, Object, SimpleObject};
+use async_graphql::parser::types::Field;
+use async_graphql::{Context, ContextSelectionSet, Enum, Object, Positioned, SimpleObject, Value};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
+use super::plain::{self, Plain, PlainFields};
 use super::schema::{app, viewer};
 use crate::auth::viewer::Side;
 use crate::error::Error;
 use crate::service::chats::{self, ChatFilter};
 use crate::service::cursor::Cursor;
 use crate::service::messages::{self, PageArgs};
+use crate::state::AppState;
 use entity::{admin, chat, chat_attachment, chat_message};
 
 type Result<T> = async_graphql::Result<T>;
@@ -77,6 +80,83 @@ impl Chat {
         self.preload = Some(preload);
         self
     }
+
+    /// The last message from the page's preload: `None` when it was not preloaded.
+    fn preloaded_last_message(&self) -> Option<Option<Message>> {
+        let preload = self.preload.as_ref()?;
+        let last_messages = preload.last_messages.as_ref()?;
+        Some(last_messages.get(&self.model.id).map(|message| {
+            let attachments = preload
+                .attachments
+                .as_ref()
+                .map(|by_message| by_message.get(&message.id).cloned().unwrap_or_default());
+            let mut message = Message::new(message.clone(), &self.model);
+            message.preloaded_attachments = attachments;
+            message
+        }))
+    }
+
+    /// The unread count from the page's preload (admins' side only).
+    fn preloaded_unread_count(&self) -> Option<i64> {
+        self.preload
+            .as_ref()
+            .and_then(|preload| preload.unread_counts.as_ref())
+            .filter(|_| self.side == Side::Admin)
+            .map(|counts| counts.get(&self.model.id).copied().unwrap_or(0))
+    }
+
+    fn visitor_details(&self) -> Visitor {
+        Visitor {
+            name: self.model.visitor_name.clone(),
+            email: self.model.visitor_email.clone(),
+            phone: self.model.visitor_phone.clone(),
+        }
+    }
+}
+
+/// Unread counts are `Int` (32 bits) in the schema.
+fn unread_to_i32(count: i64) -> i32 {
+    count.try_into().unwrap_or(i32::MAX)
+}
+
+impl PlainFields for Chat {
+    fn plain_field<'a>(
+        &self,
+        ctx: &ContextSelectionSet<'a>,
+        field: &'a Positioned<Field>,
+    ) -> Option<Value> {
+        match field.node.name.node.as_str() {
+            "id" => plain::scalar(&self.model.id),
+            "status" => plain::scalar(&ChatStatus::from(self.model.status)),
+            "visitor" => plain::object(&self.visitor_details(), ctx, field),
+            "sourcePage" => plain::scalar(&self.model.source_page),
+            "createdAt" => plain::scalar(&self.model.created_at),
+            "updatedAt" => plain::scalar(&self.model.updated_at),
+            "lastMessageAt" => plain::scalar(&self.model.last_message_at),
+            "lastMessage" => match self.preloaded_last_message()? {
+                Some(message) => plain::object(&message, ctx, field),
+                None => Some(Value::Null),
+            },
+            "unreadCount" => plain::scalar(&unread_to_i32(self.preloaded_unread_count()?)),
+            // `messages` reads the database.
+            _ => None,
+        }
+    }
+}
+
+impl PlainFields for Visitor {
+    fn plain_field<'a>(
+        &self,
+        _ctx: &ContextSelectionSet<'a>,
+        field: &'a Positioned<Field>,
+    ) -> Option<Value> {
+        match field.node.name.node.as_str() {
+            "name" => plain::scalar(&self.name),
+            "email" => plain::scalar(&self.email),
+            "phone" => plain::scalar(&self.phone),
+            _ => None,
+        }
+    }
 }
 
 /// The per-chat fields of an inbox page, fetched for all its chats in one statement each (only
@@ -107,11 +187,7 @@ impl Chat {
 
     /// What the visitor told about themselves; all optional.
     async fn visitor(&self) -> Visitor {
-        Visitor {
-            name: self.model.visitor_name.clone(),
-            email: self.model.visitor_email.clone(),
-            phone: self.model.visitor_phone.clone(),
-        }
+        self.visitor_details()
     }
 
     /// The page the chat was started from.
@@ -136,18 +212,8 @@ impl Chat {
 
     /// The newest message, for previews.
     async fn last_message(&self, ctx: &Context<'_>) -> Result<Option<Message>> {
-        if let Some(preload) = &self.preload
-            && let Some(last_messages) = &preload.last_messages
-        {
-            return Ok(last_messages.get(&self.model.id).map(|message| {
-                let attachments = preload
-                    .attachments
-                    .as_ref()
-                    .map(|by_message| by_message.get(&message.id).cloned().unwrap_or_default());
-                let mut message = Message::new(message.clone(), &self.model);
-                message.preloaded_attachments = attachments;
-                message
-            }));
+        if let Some(preloaded) = self.preloaded_last_message() {
+            return Ok(preloaded);
         }
         let found = messages::last_messages(&app(ctx)?.db, &[self.model.id]).await?;
         Ok(found
@@ -158,20 +224,15 @@ impl Chat {
 
     /// How many of the other side's messages the viewer's side has not read.
     async fn unread_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let preloaded = self
-            .preload
-            .as_ref()
-            .and_then(|preload| preload.unread_counts.as_ref())
-            .filter(|_| self.side == Side::Admin);
-        let count = match preloaded {
-            Some(counts) => Some(counts.get(&self.model.id).copied().unwrap_or(0)),
+        let count = match self.preloaded_unread_count() {
+            Some(count) => Some(count),
             None => chats::unread_counts(&app(ctx)?.db, self.side, &[self.model.id])
                 .await?
                 .into_iter()
                 .next()
                 .map(|(_, count)| count),
         };
-        Ok(count.unwrap_or(0).try_into().unwrap_or(i32::MAX))
+        Ok(unread_to_i32(count.unwrap_or(0)))
     }
 
     /// The thread, oldest first within a page. `last: N` gives the newest N messages, `before`
@@ -183,7 +244,7 @@ impl Chat {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<MessageConnection> {
+    ) -> Result<Plain<MessageConnection>> {
         let count = |n: Option<i32>, name: &str| -> std::result::Result<Option<u64>, Error> {
             n.map(|n| {
                 u64::try_from(n)
@@ -218,7 +279,7 @@ impl Chat {
                 MessageEdge { cursor, node }
             })
             .collect();
-        Ok(MessageConnection {
+        Ok(Plain(MessageConnection {
             page_info: PageInfo {
                 has_next_page: page.has_next,
                 has_previous_page: page.has_previous,
@@ -226,7 +287,7 @@ impl Chat {
                 end_cursor: edges.last().map(|edge| edge.cursor.clone()),
             },
             edges,
-        })
+        }))
     }
 }
 
@@ -261,6 +322,36 @@ impl Message {
             model,
             read_at,
             preloaded_attachments: None,
+        }
+    }
+}
+
+impl PlainFields for Message {
+    fn plain_field<'a>(
+        &self,
+        ctx: &ContextSelectionSet<'a>,
+        field: &'a Positioned<Field>,
+    ) -> Option<Value> {
+        match field.node.name.node.as_str() {
+            "id" => plain::scalar(&self.model.id),
+            "chatId" => plain::scalar(&self.model.chat_id),
+            "sender" => plain::scalar(&Sender::from(self.model.sender_type)),
+            "senderLabel" => plain::scalar(&self.model.sender_label),
+            "body" => plain::scalar(&self.model.message),
+            "createdAt" => plain::scalar(&self.model.created_at),
+            "readAt" => plain::scalar(&self.read_at),
+            "clientMessageId" => plain::scalar(&self.model.client_message_id),
+            // Only what the page brought along; alone, they come from the database.
+            "attachments" => plain::list(
+                self.preloaded_attachments
+                    .as_ref()?
+                    .iter()
+                    .cloned()
+                    .map(Attachment),
+                ctx,
+                field,
+            ),
+            _ => None,
         }
     }
 }
@@ -320,6 +411,30 @@ impl Message {
 
 /// A file attached to a message.
 pub struct Attachment(pub chat_attachment::Model);
+
+impl PlainFields for Attachment {
+    fn plain_field<'a>(
+        &self,
+        ctx: &ContextSelectionSet<'a>,
+        field: &'a Positioned<Field>,
+    ) -> Option<Value> {
+        let purged = self.0.purged_at.is_some();
+        match field.node.name.node.as_str() {
+            "id" => plain::scalar(&self.0.id),
+            "name" => plain::scalar(&self.0.original_name),
+            "mimeType" => plain::scalar(&self.0.mime_type),
+            "sizeBytes" => plain::scalar(&self.0.size_bytes),
+            "width" => plain::scalar(&self.0.width),
+            "height" => plain::scalar(&self.0.height),
+            "purged" => plain::scalar(&purged),
+            "url" if purged => Some(Value::Null),
+            "url" => plain::scalar(&ctx.data_opt::<AppState>()?.file_url(self.0.id, false)),
+            "thumbnailUrl" if purged || self.0.thumbnail_path.is_none() => Some(Value::Null),
+            "thumbnailUrl" => plain::scalar(&ctx.data_opt::<AppState>()?.file_url(self.0.id, true)),
+            _ => None,
+        }
+    }
+}
 
 /// A file attached to a message.
 #[Object]
@@ -396,6 +511,37 @@ pub struct ChatConnection {
     pub filter: ChatFilter,
 }
 
+impl PlainFields for PageInfo {
+    fn plain_field<'a>(
+        &self,
+        _ctx: &ContextSelectionSet<'a>,
+        field: &'a Positioned<Field>,
+    ) -> Option<Value> {
+        match field.node.name.node.as_str() {
+            "hasNextPage" => plain::scalar(&self.has_next_page),
+            "hasPreviousPage" => plain::scalar(&self.has_previous_page),
+            "startCursor" => plain::scalar(&self.start_cursor),
+            "endCursor" => plain::scalar(&self.end_cursor),
+            _ => None,
+        }
+    }
+}
+
+impl PlainFields for ChatConnection {
+    fn plain_field<'a>(
+        &self,
+        ctx: &ContextSelectionSet<'a>,
+        field: &'a Positioned<Field>,
+    ) -> Option<Value> {
+        match field.node.name.node.as_str() {
+            "edges" => plain::list(&self.edges, ctx, field),
+            "pageInfo" => plain::object(&self.page_info, ctx, field),
+            // `totalCount` runs a count.
+            _ => None,
+        }
+    }
+}
+
 /// A page of chats, newest activity first.
 #[Object]
 impl ChatConnection {
@@ -423,6 +569,48 @@ pub struct ChatEdge {
     pub cursor: String,
     /// The chat.
     pub node: Chat,
+}
+
+impl PlainFields for ChatEdge {
+    fn plain_field<'a>(
+        &self,
+        ctx: &ContextSelectionSet<'a>,
+        field: &'a Positioned<Field>,
+    ) -> Option<Value> {
+        match field.node.name.node.as_str() {
+            "cursor" => plain::scalar(&self.cursor),
+            "node" => plain::object(&self.node, ctx, field),
+            _ => None,
+        }
+    }
+}
+
+impl PlainFields for MessageConnection {
+    fn plain_field<'a>(
+        &self,
+        ctx: &ContextSelectionSet<'a>,
+        field: &'a Positioned<Field>,
+    ) -> Option<Value> {
+        match field.node.name.node.as_str() {
+            "edges" => plain::list(&self.edges, ctx, field),
+            "pageInfo" => plain::object(&self.page_info, ctx, field),
+            _ => None,
+        }
+    }
+}
+
+impl PlainFields for MessageEdge {
+    fn plain_field<'a>(
+        &self,
+        ctx: &ContextSelectionSet<'a>,
+        field: &'a Positioned<Field>,
+    ) -> Option<Value> {
+        match field.node.name.node.as_str() {
+            "cursor" => plain::scalar(&self.cursor),
+            "node" => plain::object(&self.node, ctx, field),
+            _ => None,
+        }
+    }
 }
 
 /// A page of messages, oldest first.

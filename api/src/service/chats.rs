@@ -284,17 +284,29 @@ pub async fn mark_read(
 pub struct Listed {
     pub chat: chat::Model,
     pub unread: Option<i64>,
+    /// The newest message (`Some(None)`: the chat has none), when it came with the page.
+    pub last_message: Option<Option<entity::chat_message::Model>>,
 }
 
-/// A page of the inbox, newest activity first; `true` when more follow. With `with_unread`, each
-/// chat's unread count (from the team's side) comes in the same statement.
+/// What an inbox page brings along for each chat, in its own statement.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PageFields {
+    /// The unread count from the team's side.
+    pub unread: bool,
+    /// The newest message, on Postgres (a `LATERAL` join: one index probe per chat). SQLite
+    /// has no `LATERAL`; there it takes a statement of its own (`messages::last_messages`).
+    pub last_message: bool,
+}
+
+/// A page of the inbox, newest activity first; `true` when more follow. `fields` says what
+/// comes with each chat in the same statement.
 pub async fn list(
     db: &impl ConnectionTrait,
     viewer: &Viewer,
     filter: &ChatFilter,
     first: u64,
     after: Option<Cursor>,
-    with_unread: bool,
+    fields: PageFields,
 ) -> Result<(Vec<Listed>, bool)> {
     viewer.require_admin()?;
     let first = first.clamp(1, MAX_PAGE);
@@ -316,14 +328,14 @@ pub async fn list(
                     base.clone().add(postgres_message_match(pattern.clone())),
                     first,
                     after,
-                    with_unread
+                    fields
                 ),
                 page_of(
                     db,
                     base.add(postgres_visitor_match(pattern)),
                     first,
                     after,
-                    with_unread
+                    fields
                 ),
             )?;
             let mut chats = by_message;
@@ -334,7 +346,7 @@ pub async fn list(
             chats.dedup_by(|a, b| a.chat.id == b.chat.id);
             chats
         }
-        _ => page_of(db, conditions(backend, filter), first, after, with_unread).await?,
+        _ => page_of(db, conditions(backend, filter), first, after, fields).await?,
     };
     let has_more = chats.len() as u64 > first;
     chats.truncate(first as usize);
@@ -347,7 +359,7 @@ async fn page_of(
     condition: Condition,
     first: u64,
     after: Option<Cursor>,
-    with_unread: bool,
+    fields: PageFields,
 ) -> Result<Vec<Listed>> {
     let mut query = chat::Entity::find().filter(condition);
     if let Some(after) = after {
@@ -364,22 +376,78 @@ async fn page_of(
         .order_by_desc(Expr::cust(ACTIVITY))
         .order_by_desc(chat::Column::Id)
         .limit(first + 1);
-    if !with_unread {
+    let with_last = fields.last_message && db.get_database_backend() == DbBackend::Postgres;
+    if !fields.unread && !with_last {
         let chats = query.all(db).await?;
         return Ok(chats
             .into_iter()
-            .map(|chat| Listed { chat, unread: None })
+            .map(|chat| Listed {
+                chat,
+                unread: None,
+                last_message: None,
+            })
             .collect());
     }
-    let query = query.expr_as(unread_of_each(Side::Admin), "unread");
+    let query = if fields.unread {
+        query.expr_as(unread_of_each(Side::Admin), "unread")
+    } else {
+        query
+    };
+    let mut statement = query.into_query();
+    if with_last {
+        join_last_message(&mut statement);
+    }
     let mut listed = Vec::new();
-    for row in db.query_all(&query.into_query()).await? {
+    for row in db.query_all(&statement).await? {
         listed.push(Listed {
             chat: chat::Model::from_query_result(&row, "")?,
-            unread: Some(row.try_get::<i64>("", "unread")?),
+            unread: if fields.unread {
+                Some(row.try_get::<i64>("", "unread")?)
+            } else {
+                None
+            },
+            last_message: if with_last {
+                Some(entity::chat_message::Model::from_query_result_optional(
+                    &row,
+                    LAST_PREFIX,
+                )?)
+            } else {
+                None
+            },
         });
     }
     Ok(listed)
+}
+
+/// Column prefix of the newest message's columns in an inbox row.
+const LAST_PREFIX: &str = "lm_";
+
+/// Adds each chat's newest message to an inbox statement (Postgres): `LEFT JOIN LATERAL` a
+/// one-row probe of the thread index, its columns prefixed `lm_`, so the page and its
+/// previews are one statement.
+fn join_last_message(statement: &mut sea_orm::sea_query::SelectStatement) {
+    use entity::chat_message;
+    use sea_orm::sea_query::{Alias, Asterisk, ExprTrait, JoinType, Order, Query};
+    use sea_orm::{IdenStatic, Iterable};
+    let (m, last) = (Alias::new("m"), Alias::new("last_message"));
+    let newest = Query::select()
+        .column((m.clone(), Asterisk))
+        .from_as(chat_message::Entity, m.clone())
+        .and_where(
+            Expr::col((m.clone(), chat_message::Column::ChatId))
+                .equals((chat::Entity, chat::Column::Id)),
+        )
+        .order_by((m.clone(), chat_message::Column::CreatedAt), Order::Desc)
+        .order_by((m, chat_message::Column::Id), Order::Desc)
+        .limit(1)
+        .to_owned();
+    for column in chat_message::Column::iter() {
+        statement.expr_as(
+            Expr::col((last.clone(), column)),
+            Alias::new(format!("{LAST_PREFIX}{}", column.as_str())),
+        );
+    }
+    statement.join_lateral(JoinType::LeftJoin, newest, last, Expr::cust("TRUE"));
 }
 
 pub async fn count(db: &impl ConnectionTrait, viewer: &Viewer, filter: &ChatFilter) -> Result<u64> {

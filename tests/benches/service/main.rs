@@ -13,8 +13,15 @@
 //! Environment: `BENCH_DATABASE_URL` (the Postgres server; default
 //! postgres://postgres@127.0.0.1:5432/postgres), `BENCH_SECS` (measured seconds per side,
 //! default 8), `BENCH_WARMUP_SECS` (default 2), `BENCH_ONLY` (comma list of scenarios:
-//! inbox,history,search,send8,send32,uploads,sqlite,sockets,mixed), `BENCH_RELOAD=1` (load the
-//! data set again), `BENCH_SOCKETS` (default 10000).
+//! inbox,history,search,send8,send32,uploads,sqlite,sockets,mixed), `BENCH_RUNS` (runs of each
+//! compared scenario: 3 in the full run, 1 with `BENCH_ONLY`), `BENCH_RELOAD=1` (load the data
+//! set again), `BENCH_SOCKETS` (default 10000), `BENCH_SERVER` (a `chatdesk` executable to run
+//! instead of building one, e.g. an older build to compare with).
+//!
+//! Each compared scenario prints its ratio, the server's CPU per operation and the Postgres
+//! backends' CPU per operation on both sides (from /proc), as the median of its runs with the
+//! spread (min–max): CPU per operation hardly moves with the neighbours' load on a shared
+//! machine, where throughput ratios swing.
 
 mod data;
 mod gql;
@@ -69,6 +76,22 @@ fn secs_from_env(name: &str, default: u64) -> Duration {
     )
 }
 
+/// How many times each compared scenario runs: `BENCH_RUNS`, else 3 for the full run and 1
+/// when `BENCH_ONLY` picks scenarios (a quick look).
+fn runs_from_env() -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|runs| *runs > 0)
+        .unwrap_or_else(|| {
+            if std::env::var("BENCH_ONLY").is_ok_and(|list| !list.trim().is_empty()) {
+                1
+            } else {
+                3
+            }
+        })
+}
+
 fn wanted(name: &str) -> bool {
     match std::env::var("BENCH_ONLY") {
         Ok(list) if !list.trim().is_empty() => list.split(',').any(|item| item.trim() == name),
@@ -82,13 +105,20 @@ async fn run() -> Result<bool, String> {
     let open_files = server::raise_open_files();
     let warmup = secs_from_env("BENCH_WARMUP_SECS", 2);
     let measure = secs_from_env("BENCH_SECS", 8);
+    let runs = runs_from_env();
     let sockets: usize = std::env::var("BENCH_SOCKETS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
 
-    eprintln!("bench: building the release server");
-    let (executable, build_time) = server::build_release()?;
+    // A given executable (another build of the server, to compare against) skips the build.
+    let (executable, build_time) = match std::env::var_os("BENCH_SERVER") {
+        Some(path) => (std::path::PathBuf::from(path), Duration::ZERO),
+        None => {
+            eprintln!("bench: building the release server");
+            server::build_release()?
+        }
+    };
     eprintln!(
         "bench: built in {:.1} s: {}",
         build_time.as_secs_f64(),
@@ -150,17 +180,33 @@ async fn run() -> Result<bool, String> {
         if !wanted(name) {
             continue;
         }
-        eprintln!("bench: {label}");
-        let row = match name {
-            "inbox" => bench.inbox(8).await,
-            "history" => bench.history(8).await,
-            "search" => bench.search(2).await,
-            "send8" => bench.send(8).await,
-            "send32" => bench.send(32).await,
-            "uploads" => bench.uploads(16).await,
-            "mixed" => bench.mixed(500, 50).await,
-            _ => bench.idle_sockets(sockets).await,
-        }?;
+        // The service-only scenarios (no ratio to steady) run once.
+        let times = if matches!(name, "mixed" | "sockets") {
+            1
+        } else {
+            runs
+        };
+        let mut repeated = Vec::with_capacity(times);
+        for run in 1..=times {
+            eprintln!("bench: {label} (run {run} of {times})");
+            let row = match name {
+                "inbox" => bench.inbox(8).await,
+                "history" => bench.history(8).await,
+                "search" => bench.search(2).await,
+                "send8" => bench.send(8).await,
+                "send32" => bench.send(32).await,
+                "uploads" => bench.uploads(16).await,
+                "mixed" => bench.mixed(500, 50).await,
+                _ => bench.idle_sockets(sockets).await,
+            }?;
+            if times > 1 {
+                eprintln!("{}", report::table(std::slice::from_ref(&row)));
+            }
+            repeated.push(row);
+        }
+        let Some(row) = Row::combine(repeated) else {
+            continue;
+        };
         eprintln!("{}", report::table(std::slice::from_ref(&row)));
         rows.push(row);
     }
@@ -170,10 +216,16 @@ async fn run() -> Result<bool, String> {
     data.pool.close().await;
 
     if wanted("sqlite") {
-        eprintln!("bench: SQLite sendMessage, 1 writer");
-        let row = sqlite_send(&executable, &bench_dir.join("sqlite"), warmup, measure).await?;
-        eprintln!("{}", report::table(std::slice::from_ref(&row)));
-        rows.push(row);
+        let mut repeated = Vec::with_capacity(runs);
+        for run in 1..=runs {
+            eprintln!("bench: SQLite sendMessage, 1 writer (run {run} of {runs})");
+            repeated
+                .push(sqlite_send(&executable, &bench_dir.join("sqlite"), warmup, measure).await?);
+        }
+        if let Some(row) = Row::combine(repeated) {
+            eprintln!("{}", report::table(std::slice::from_ref(&row)));
+            rows.push(row);
+        }
     }
 
     let total = started.elapsed().as_secs_f64();
@@ -187,6 +239,7 @@ async fn run() -> Result<bool, String> {
         "data_set_loaded_now": data.loaded_in.is_some(),
         "total_seconds": total,
         "measured_seconds_per_side": measure.as_secs(),
+        "runs_per_scenario": runs,
         "warmup_seconds": warmup.as_secs(),
     });
     let table = report::table(&rows);

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::data::{self, DataSet};
 use crate::gql::{self, Api};
 use crate::report::{Row, Verdict};
-use crate::server::Server;
+use crate::server::{PostgresCpu, Server};
 use crate::stats::{self, Measured, Samples};
 
 pub struct Bench {
@@ -70,16 +70,24 @@ impl Bench {
         let idle_kib = self.server.rss_kib();
         self.server.reset_peak();
         let cpu_before = self.server.cpu_secs();
-        let measured =
+        let postgres = PostgresCpu::start(data::DATABASE);
+        let mut measured =
             stats::closed_loop(workers, self.warmup, self.measure, work_per_op, op).await;
         let cpu = self.server.cpu_secs() - cpu_before;
+        measured.postgres_cpu_ms_per_op = Some(self.per_op(postgres.stop().await, &measured));
         Sided {
             idle_kib,
             peak_kib: self.server.peak_kib(),
-            cpu_ms_per_op: cpu * 1000.0 / (measured.ops.max(1) as f64)
-                * (measured.secs / (measured.secs + self.warmup.as_secs_f64())),
+            cpu_ms_per_op: self.per_op(cpu, &measured),
             measured,
         }
+    }
+
+    /// CPU seconds over warm-up and measurement → ms per measured operation (the warm-up's
+    /// share taken out in proportion to its time).
+    fn per_op(&self, cpu_secs: f64, measured: &Measured) -> f64 {
+        cpu_secs * 1000.0 / (measured.ops.max(1) as f64)
+            * (measured.secs / (measured.secs + self.warmup.as_secs_f64()))
     }
 
     async fn raw_side<F, Fut>(&self, workers: usize, work_per_op: f64, op: F) -> Measured
@@ -87,7 +95,11 @@ impl Bench {
         F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
     {
-        stats::closed_loop(workers, self.warmup, self.measure, work_per_op, op).await
+        let postgres = PostgresCpu::start(data::DATABASE);
+        let mut measured =
+            stats::closed_loop(workers, self.warmup, self.measure, work_per_op, op).await;
+        measured.postgres_cpu_ms_per_op = Some(self.per_op(postgres.stop().await, &measured));
+        measured
     }
 
     async fn raw_pool(&self, connections: u32) -> Result<sqlx::PgPool, String> {
@@ -453,7 +465,7 @@ impl Bench {
         let _ = std::fs::remove_dir_all(self.dir.join("postgres/uploads"));
         let raw_dir = Arc::new(self.dir.join("raw-writes"));
         std::fs::create_dir_all(raw_dir.as_path()).map_err(|e| e.to_string())?;
-        let raw = self
+        let mut raw = self
             .raw_side(clients, mib, move |worker, n| {
                 let dir = raw_dir.clone();
                 let content = content.clone();
@@ -474,6 +486,8 @@ impl Bench {
             })
             .await;
         let _ = std::fs::remove_dir_all(self.dir.join("raw-writes"));
+        // The raw side writes files; Postgres is not part of it.
+        raw.postgres_cpu_ms_per_op = None;
         let ratio = ratio(&service.measured, &raw);
         let growth_mib = service.peak_kib.saturating_sub(service.idle_kib) as f64 / 1024.0;
         let per_upload = growth_mib / clients as f64;
@@ -603,6 +617,7 @@ impl Bench {
             p95_ms: stats::percentile(&connect_micros, 0.95),
             p99_ms: stats::percentile(&connect_micros, 0.99),
             first_error: failures.first_error,
+            postgres_cpu_ms_per_op: None,
         };
         let met = still_open == sockets && errors == 0;
         Ok(Row::single(

@@ -284,3 +284,96 @@ pub fn raise_open_files() -> u64 {
     }
     limit.rlim_cur
 }
+
+/// The Postgres backends serving `database` now, with the CPU time (user + system, in ticks)
+/// each has used so far. A backend's command line reads
+/// `postgres: 15/main: <user> <database> <client> <state>`.
+fn backends_of(database: &str) -> Vec<(u32, f64)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let is_postgres = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim_end() == "postgres");
+        if !is_postgres {
+            continue;
+        }
+        let serves_database = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| {
+            String::from_utf8_lossy(&line)
+                .split_whitespace()
+                .nth(3)
+                .is_some_and(|db| db == database)
+        });
+        if !serves_database {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+        if let (Some(utime), Some(stime)) = (ticks(11), ticks(12)) {
+            found.push((pid, utime + stime));
+        }
+    }
+    found
+}
+
+/// The CPU time Postgres spends serving one database while it runs: its backends' user +
+/// system time from /proc, sampled every 50 ms so that backends which exit before the end
+/// (a pool closing) still count up to their last sample. Only that database's backends: the
+/// machine's Postgres also serves other work (other databases, and its shared WAL writer and
+/// checkpointer), which would otherwise land in the figure.
+pub struct PostgresCpu {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<f64>,
+}
+
+impl PostgresCpu {
+    pub fn start(database: &str) -> Self {
+        let database = database.to_owned();
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            // pid → (ticks when first seen, ticks last seen)
+            let mut seen: std::collections::HashMap<u32, (f64, f64)> = Default::default();
+            let mut first = true;
+            loop {
+                let sample = tokio::task::spawn_blocking({
+                    let database = database.clone();
+                    move || backends_of(&database)
+                })
+                .await
+                .unwrap_or_default();
+                for (pid, ticks) in sample {
+                    // A backend born during the run counts from zero.
+                    let start = if first { ticks } else { 0.0 };
+                    seen.entry(pid).or_insert((start, ticks)).1 = ticks;
+                }
+                first = false;
+                if *stopped.borrow() {
+                    break;
+                }
+                tokio::select! {
+                    _ = stopped.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+            seen.values().map(|(start, last)| last - start).sum::<f64>() / 100.0
+        });
+        Self { stop, task }
+    }
+
+    /// Seconds of CPU since `start`.
+    pub async fn stop(self) -> f64 {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or(0.0)
+    }
+}

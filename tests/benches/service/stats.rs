@@ -21,6 +21,9 @@ pub struct Measured {
     pub p99_ms: f64,
     /// The first error seen, to show what went wrong.
     pub first_error: Option<String>,
+    /// CPU the bench database's Postgres backends spent per operation, in ms (None where the
+    /// side does not touch Postgres).
+    pub postgres_cpu_ms_per_op: Option<f64>,
 }
 
 /// Latencies in microseconds, as recorded by one or many workers.
@@ -65,6 +68,7 @@ impl Samples {
             p95_ms: percentile(&self.micros, 0.95),
             p99_ms: percentile(&self.micros, 0.99),
             first_error: self.first_error,
+            postgres_cpu_ms_per_op: None,
         }
     }
 }
