@@ -288,6 +288,8 @@ impl Page<'_> {
     /// A real mouse click in the middle of the element `expression` evaluates to (scrolled
     /// into view first), so whatever covers it gets the click, as it would for a person.
     pub async fn click(&self, expression: &str) {
+        // A person clicks once the thing is there: lists load after sign-in, rows arrive live.
+        self.wait_for(expression, Duration::from_secs(10)).await;
         let center = self
             .eval(&format!(
                 "(() => {{ const el = {expression}; el.scrollIntoView({{ block: 'nearest' }}); \
