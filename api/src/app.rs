@@ -139,7 +139,17 @@ impl Application {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let background = spawn_background_tasks(&self.state);
+        let (background, listening) = spawn_background_tasks(&self.state);
+        // On Postgres, serve only once this instance hears the others (LISTEN is up): a
+        // notice published meanwhile (a changed password, an erased chat) would be missed,
+        // and what it should end would live on here. Connections wait in the backlog.
+        if let Some(listening) = listening
+            && tokio::time::timeout(LISTEN_READY_WAIT, listening)
+                .await
+                .is_err()
+        {
+            tracing::warn!("serving before the LISTEN connection is up (Postgres is slow)");
+        }
         tracing::info!(address = %self.listener.local_addr()?, "chatdesk is listening");
         let result = server::serve(
             self.listener,
@@ -156,7 +166,16 @@ impl Application {
     }
 }
 
-fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+/// How long a starting instance waits for its LISTEN connection before serving anyway.
+const LISTEN_READY_WAIT: Duration = Duration::from_secs(10);
+
+/// The background tasks, and on Postgres a signal that fires once LISTEN is up.
+fn spawn_background_tasks(
+    state: &AppState,
+) -> (
+    Vec<tokio::task::JoinHandle<()>>,
+    Option<tokio::sync::oneshot::Receiver<()>>,
+) {
     let limits = state.limits.clone();
     let prune = tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(60));
@@ -208,18 +227,18 @@ fn spawn_background_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> 
     let mut tasks = vec![prune, jobs, upkeep, forget];
     tasks.extend(state.notify.spawn_worker(&state.settings));
     tasks.extend(state.hooks.spawn());
+    let mut listening = None;
     if state.settings.is_postgres() {
         let admins = state.clone();
-        tasks.push(tokio::spawn(
-            state
-                .bus
-                .clone()
-                .listen(state.settings.database_url.clone(), move |admin_id| {
-                    admins.admin_rows.forget(admin_id)
-                }),
-        ));
+        let (ready, ready_seen) = tokio::sync::oneshot::channel();
+        listening = Some(ready_seen);
+        tasks.push(tokio::spawn(state.bus.clone().listen(
+            state.settings.database_url.clone(),
+            ready,
+            move |admin_id| admins.admin_rows.forget(admin_id),
+        )));
     }
-    tasks
+    (tasks, listening)
 }
 
 async fn shutdown_signal() {

@@ -156,9 +156,17 @@ impl EventBus {
 
     /// Forwards Postgres notifications into the in-process channel, reconnecting on its own
     /// when the listening connection drops, and hands each announced admin change (see
-    /// `auth::admin_sessions`) to `admin_changed`. Runs until the server stops.
-    pub async fn listen(self, database_url: String, admin_changed: impl Fn(Uuid)) {
+    /// `auth::admin_sessions`) to `admin_changed`; `ready` hears when the first LISTEN is up.
+    /// Runs until the server stops.
+    pub async fn listen(
+        self,
+        database_url: String,
+        ready: tokio::sync::oneshot::Sender<()>,
+        admin_changed: impl Fn(Uuid),
+    ) {
         use sea_orm::sqlx::postgres::PgListener;
+        // Told once, when the first LISTEN succeeds (the server waits for it before serving).
+        let mut ready = Some(ready);
         loop {
             let mut listener = match PgListener::connect(&database_url).await {
                 Ok(listener) => listener,
@@ -174,6 +182,9 @@ impl EventBus {
                 continue;
             }
             tracing::info!("listening for chat events on Postgres");
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(());
+            }
             loop {
                 match listener.try_recv().await {
                     Ok(Some(notification)) if notification.channel() == ADMIN_CHANNEL => {
