@@ -348,7 +348,9 @@ impl Settings {
             max_connections_per_address: number(
                 "CHATDESK_MAX_CONNECTIONS_PER_ADDRESS",
                 var("CHATDESK_MAX_CONNECTIONS_PER_ADDRESS"),
-                128,
+                // Above what one office behind a NAT opens (browsers keep ~6 per host each),
+                // far below what starves the process of descriptors.
+                512,
             )?,
             max_connections: number(
                 "CHATDESK_MAX_CONNECTIONS",

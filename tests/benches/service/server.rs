@@ -136,6 +136,8 @@ impl Server {
             .env("CHATDESK_RATE_SEND_PER_MIN", "100000000")
             .env("CHATDESK_RATE_LOGIN_PER_MIN", "100000000")
             .env("CHATDESK_MAX_SOCKETS_PER_ADDRESS", "100000")
+            // Every bench client is 127.0.0.1: the per-address connection cap is for strangers.
+            .env("CHATDESK_MAX_CONNECTIONS_PER_ADDRESS", "100000")
             .env("CHATDESK_RETENTION_DAYS", "0")
             .env(
                 "RUST_LOG",

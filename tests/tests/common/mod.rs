@@ -103,6 +103,8 @@ pub fn test_settings(dir: &TempDir, database_url: &str) -> Settings {
         ("CHATDESK_RATE_START_PER_HOUR", "10000".to_owned()),
         ("CHATDESK_RATE_SEND_PER_MIN", "10000".to_owned()),
         ("CHATDESK_RATE_LOGIN_PER_MIN", "10000".to_owned()),
+        // Every test client is 127.0.0.1; the load test alone holds 200 connections.
+        ("CHATDESK_MAX_CONNECTIONS_PER_ADDRESS", "10000".to_owned()),
     ];
     Settings::from_lookup(|name| {
         vars.iter()
