@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use api::Settings;
 use api::config::Secret;
-use common::{ADMIN_EMAIL, Backend, TestApp, error_code, spawn_app_with};
+use common::{ADMIN_EMAIL, Backend, TestApp, chatdesk_binary, error_code, spawn_app_with};
 use sea_orm::{EntityTrait, PaginatorTrait, TransactionTrait};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -1426,44 +1426,6 @@ async fn smtps_and_starttls_with_credentials_deliver() {
     };
     assert!(error.to_lowercase().contains("certificate"), "{error}");
     assert!(sink.messages().is_empty());
-}
-
-/// `target/debug/chatdesk`, if it is there and at least as new as the `api` library (as
-/// `resilience_crash.rs` finds it); skipped otherwise, unless `CI` is set.
-fn chatdesk_binary() -> Option<PathBuf> {
-    let required = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-    let exe = std::env::current_exe().expect("the test executable");
-    let deps = exe.parent().expect("target/debug/deps");
-    let binary = deps
-        .parent()
-        .expect("target/debug")
-        .join(format!("chatdesk{}", std::env::consts::EXE_SUFFIX));
-    let modified = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
-    let library = std::fs::read_dir(deps)
-        .ok()
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("libapi-") && name.ends_with(".rlib"))
-        })
-        .filter_map(|path| modified(&path))
-        .max();
-    let fresh = matches!((modified(&binary), library), (Some(built), Some(lib)) if built >= lib)
-        || matches!((modified(&binary), library), (Some(_), None));
-    if !fresh {
-        let message = format!(
-            "{} is missing or older than the api library: run `cargo build -p api`",
-            binary.display()
-        );
-        assert!(!required, "{message}");
-        eprintln!("skipped: {message}");
-        return None;
-    }
-    Some(binary)
 }
 
 /// The real binary with email on, in its own process.

@@ -16,11 +16,11 @@
 mod common;
 mod resilience_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend};
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, chatdesk_binary};
 use resilience_support::{
     connect, consistency, free_port, multipart, read_response, request_head, upload_parts,
     upload_to,
@@ -28,48 +28,6 @@ use resilience_support::{
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
-
-/// `target/debug/chatdesk`, if it is there and at least as new as the `api` library.
-fn chatdesk_binary() -> Option<PathBuf> {
-    let required = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-    let exe = std::env::current_exe().expect("the test executable");
-    let deps = exe.parent().expect("target/debug/deps");
-    let binary = deps
-        .parent()
-        .expect("target/debug")
-        .join(format!("chatdesk{}", std::env::consts::EXE_SUFFIX));
-    let modified = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
-    let library = std::fs::read_dir(deps)
-        .ok()
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("libapi-") && name.ends_with(".rlib"))
-        })
-        .filter_map(|path| modified(&path))
-        .max();
-    let problem = match (modified(&binary), library) {
-        (None, _) => Some("is missing"),
-        (Some(built), Some(library)) if built < library => Some("is older than the api library"),
-        _ => None,
-    };
-    match problem {
-        None => Some(binary),
-        Some(problem) => {
-            let message = format!(
-                "{} {problem}: run `cargo build -p api` (cargo test --workspace builds it)",
-                binary.display()
-            );
-            assert!(!required, "{message}");
-            eprintln!("skipped: {message}");
-            None
-        }
-    }
-}
 
 struct Server {
     child: Child,

@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use api::limits::RateLimits;
 use api::{Application, Settings};
 use common::ws::subscribe;
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, error_code, spawn_app_with};
+use common::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, chatdesk_binary, error_code, spawn_app_with,
+};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -476,49 +478,6 @@ async fn the_cost_of_a_shared_check() {
 }
 
 // ---- two processes behind HAProxy -----------------------------------------------------------
-
-/// `target/debug/chatdesk`, if it is there and at least as new as the `api` library (as in
-/// resilience_crash.rs). Missing or stale: skipped, unless `CI` is set.
-fn chatdesk_binary() -> Option<PathBuf> {
-    let required = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-    let exe = std::env::current_exe().expect("the test executable");
-    let deps = exe.parent().expect("target/debug/deps");
-    let binary = deps
-        .parent()
-        .expect("target/debug")
-        .join(format!("chatdesk{}", std::env::consts::EXE_SUFFIX));
-    let modified = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
-    let library = std::fs::read_dir(deps)
-        .ok()
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("libapi-") && name.ends_with(".rlib"))
-        })
-        .filter_map(|path| modified(&path))
-        .max();
-    let problem = match (modified(&binary), library) {
-        (None, _) => Some("is missing"),
-        (Some(built), Some(library)) if built < library => Some("is older than the api library"),
-        _ => None,
-    };
-    match problem {
-        None => Some(binary),
-        Some(problem) => {
-            let message = format!(
-                "{} {problem}: run `cargo build -p api` (cargo test --workspace builds it)",
-                binary.display()
-            );
-            assert!(!required, "{message}");
-            eprintln!("skipped: {message}");
-            None
-        }
-    }
-}
 
 /// Whether `command` (HAProxy, nginx) can be run; with `require` set to 1 its absence fails
 /// the test.

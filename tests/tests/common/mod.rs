@@ -307,3 +307,46 @@ impl TestApp {
 pub fn error_code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()
 }
+
+/// `target/debug/chatdesk`, if it is there and at least as new as the `api` library, for the
+/// tests that run the real binary; skipped otherwise, and a failure when `CI` is set.
+pub fn chatdesk_binary() -> Option<std::path::PathBuf> {
+    let required = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    let exe = std::env::current_exe().expect("the test executable");
+    let deps = exe.parent().expect("target/debug/deps");
+    let binary = deps
+        .parent()
+        .expect("target/debug")
+        .join(format!("chatdesk{}", std::env::consts::EXE_SUFFIX));
+    let modified = |path: &std::path::Path| path.metadata().and_then(|m| m.modified()).ok();
+    let library = std::fs::read_dir(deps)
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("libapi-") && name.ends_with(".rlib"))
+        })
+        .filter_map(|path| modified(&path))
+        .max();
+    let problem = match (modified(&binary), library) {
+        (None, _) => Some("is missing"),
+        (Some(built), Some(library)) if built < library => Some("is older than the api library"),
+        _ => None,
+    };
+    match problem {
+        None => Some(binary),
+        Some(problem) => {
+            let message = format!(
+                "{} {problem}: run `cargo build -p api` (cargo test --workspace builds it)",
+                binary.display()
+            );
+            assert!(!required, "{message}");
+            eprintln!("skipped: {message}");
+            None
+        }
+    }
+}
