@@ -19,6 +19,9 @@ use serde_json::{Value, json};
 const LIVE: Duration = Duration::from_secs(5);
 const WAIT: Duration = Duration::from_secs(15);
 
+/// The demo page's own title (clients/demo/index.html).
+const DEMO_TITLE: &str = "Fernwood Cycles — bicycle repairs and tune-ups";
+
 const ROOT: &str = "document.querySelector('chatdesk-widget').shadowRoot";
 
 /// The widget element with this `data-testid`.
@@ -304,7 +307,12 @@ async fn an_admin_reply_arrives_live_and_raises_the_badge_while_the_panel_is_clo
             w("chatdesk-launcher")
         ))
         .await;
-    assert_eq!(label, "Open chat, 1 unread message");
+    assert_eq!(label, "Open chat, 1 unread");
+    // The page's title counts it too, for a visitor on another tab or window.
+    assert_eq!(
+        page.eval("document.title").await,
+        format!("(1) {DEMO_TITLE}")
+    );
     page.screenshot(&shots.join("3-badge-while-closed.png"))
         .await;
 
@@ -336,6 +344,7 @@ async fn an_admin_reply_arrives_live_and_raises_the_badge_while_the_panel_is_clo
         unread.is_some(),
         "the visitor's unread count stayed above 0"
     );
+    assert_eq!(page.eval("document.title").await, DEMO_TITLE);
     page.screenshot(&shots.join("4-opened-again.png")).await;
 
     // Esc closes the panel.
@@ -551,6 +560,13 @@ async fn the_widget_has_no_serious_accessibility_violations() {
     page.screenshot(&shots.join("1-thread.png")).await;
     let open = serious_accessibility_violations(&page, &axe).await;
     assert!(open.is_empty(), "with the panel open: {open:#?}");
+    // The image viewer over the panel.
+    page.click(&format!("{ROOT}.querySelector('a.thumb')"))
+        .await;
+    page.wait_for(&format!("!{}.hidden", w("chatdesk-viewer")), WAIT)
+        .await;
+    let viewer = serious_accessibility_violations(&page, &axe).await;
+    assert!(viewer.is_empty(), "with the image viewer open: {viewer:#?}");
     assert_no_script_errors(&page);
 }
 
@@ -693,4 +709,641 @@ async fn when_the_websocket_is_refused_the_widget_polls_and_still_shows_files() 
     )
     .await;
     page.screenshot(&shots.join("1-reply-by-polling.png")).await;
+}
+
+/// The widget's size budget: what every page view of every host site downloads. Measured as
+/// served, gzipped at the highest level (as `gzip -9` does).
+#[tokio::test]
+async fn the_served_widget_stays_under_15_kb_gzipped() {
+    use std::io::Write;
+    let app = spawn_browser_app().await;
+    let script = app
+        .client
+        .get(app.url("/widget/chatdesk.js"))
+        .send()
+        .await
+        .expect("the widget is served")
+        .bytes()
+        .await
+        .expect("its body");
+    assert!(script.len() > 10_000, "that is not the widget");
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(&script).expect("gzip");
+    let size = gzip.finish().expect("gzip").len();
+    eprintln!("chatdesk.js: {} bytes, {size} bytes gzipped", script.len());
+    assert!(
+        size < 15 * 1024,
+        "chatdesk.js is {size} bytes gzipped, over its 15 KB (15,360 bytes) budget"
+    );
+}
+
+/// Every message of the chat as the team sees it: (body, number of attachments).
+async fn thread_on_server(app: &TestApp, chat_id: &str) -> Vec<(String, usize)> {
+    let admin = app.admin_token().await;
+    let data = app
+        .data(
+            "query($id: UUID!) { chat(id: $id) { messages(last: 50) { edges { node { body attachments { id } } } } } }",
+            json!({ "id": chat_id }),
+            Some(&admin),
+        )
+        .await;
+    data["chat"]["messages"]["edges"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["body"].as_str().unwrap_or_default().to_owned(),
+                e["node"]["attachments"].as_array().map_or(0, Vec::len),
+            )
+        })
+        .collect()
+}
+
+/// Requests to the chat server fail (the page and the widget's script still load), as when
+/// the server or the way to it is down. The WebSocket's URL is under /graphql too.
+async fn block_chat_server(page: &Page<'_>, blocked: bool) {
+    page.call("Network.enable", json!({})).await;
+    let urls: Vec<&str> = if blocked { vec!["*/graphql*"] } else { vec![] };
+    page.call("Network.setBlockedURLs", json!({ "urls": urls }))
+        .await;
+}
+
+/// The browser's own offline switch: `navigator.onLine` and the online/offline events follow.
+async fn set_offline(page: &Page<'_>, offline: bool) {
+    page.call("Network.enable", json!({})).await;
+    page.call(
+        "Network.emulateNetworkConditions",
+        json!({ "offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1 }),
+    )
+    .await;
+}
+
+/// The visitor's message with this text, in this state (`failed`, `sent`…).
+fn message_in_state(text: &str, state: &str) -> String {
+    format!(
+        "{}.find(m => m.dataset.sender === 'visitor' && m.dataset.state === {} && m.textContent.includes({}))",
+        w_all("chatdesk-message"),
+        json!(state),
+        json!(text)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsent_message_survives_a_reload_and_is_delivered_once_when_the_server_is_back() {
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 900).await;
+    let shots = screenshot_dir("widget/outbox");
+
+    open_demo(&page, &app).await;
+    open_panel(&page).await;
+    send_text(&page, "Do you sell inner tubes?").await;
+    page.click(&w("chatdesk-details-skip")).await;
+    let chat_id = stored(&page).await["chatId"]
+        .as_str()
+        .expect("a chat id")
+        .to_owned();
+
+    // The server cannot be reached: the message waits, saying so.
+    block_chat_server(&page, true).await;
+    page.click(&w("chatdesk-input")).await;
+    page.type_text("Size 28 x 1.75, two of them.").await;
+    page.press("Enter", 0).await;
+    let waiting = message_in_state("two of them", "failed");
+    page.wait_for(&waiting, WAIT).await;
+    let said = page
+        .eval(&format!(
+            "({waiting}).querySelector('[data-testid=chatdesk-message-error]').textContent"
+        ))
+        .await;
+    assert!(
+        said.as_str()
+            .unwrap_or_default()
+            .contains("connection is back"),
+        "{said}"
+    );
+    // And half a sentence is typed, not sent.
+    page.type_text("Also, do you open on").await;
+    page.screenshot(&shots.join("1-waiting.png")).await;
+
+    // A reload (still without the server) keeps both: the unsent message and the draft.
+    page.reload().await;
+    page.wait_for(&w("chatdesk-launcher"), WAIT).await;
+    open_panel(&page).await;
+    page.wait_for(
+        &format!(
+            "{}.value === 'Also, do you open on' && {}",
+            w("chatdesk-input"),
+            message_in_state("two of them", "failed")
+        ),
+        WAIT,
+    )
+    .await;
+    page.screenshot(&shots.join("2-after-reload.png")).await;
+    assert_eq!(
+        thread_on_server(&app, &chat_id).await.len(),
+        1,
+        "nothing reached the server yet"
+    );
+
+    // The server is back: the widget sends it by itself (on reconnecting), exactly once.
+    block_chat_server(&page, false).await;
+    page.wait_for(&message_in_state("two of them", "sent"), WAIT)
+        .await;
+    page.screenshot(&shots.join("3-delivered.png")).await;
+    // Whatever retries are still in flight have had time to land.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let thread = thread_on_server(&app, &chat_id).await;
+    assert_eq!(
+        thread
+            .iter()
+            .filter(|(b, _)| b.contains("two of them"))
+            .count(),
+        1,
+        "{thread:?}"
+    );
+    assert_eq!(thread.len(), 2, "{thread:?}");
+
+    // Offline in the browser's sense: sent as soon as it is back online, not at the next poll.
+    set_offline(&page, true).await;
+    page.click(&w("chatdesk-input")).await;
+    page.eval(&format!("{}.value = ''", w("chatdesk-input")))
+        .await;
+    page.type_text("Saturdays?").await;
+    page.press("Enter", 0).await;
+    page.wait_for(&message_in_state("Saturdays?", "failed"), WAIT)
+        .await;
+    set_offline(&page, false).await;
+    page.wait_for(&message_in_state("Saturdays?", "sent"), LIVE)
+        .await;
+
+    // Delivered messages are no longer kept: a reload shows the three, once each.
+    page.reload().await;
+    page.wait_for(&w("chatdesk-launcher"), WAIT).await;
+    open_panel(&page).await;
+    page.wait_for(
+        &format!(
+            "{a}.length === 3 && {a}.every(m => m.dataset.state === 'sent' || m.dataset.state === 'read')",
+            a = w_all("chatdesk-message")
+        ),
+        WAIT,
+    )
+    .await;
+    assert_eq!(stored(&page).await["out"], json!([]));
+    let thread = thread_on_server(&app, &chat_id).await;
+    assert_eq!(thread.len(), 3, "{thread:?}");
+    assert_no_script_errors(&page);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_file_is_refused_the_text_can_still_be_sent_or_edited() {
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 900).await;
+    let shots = screenshot_dir("widget/refused-file-with-text");
+    let files = tempfile::tempdir().expect("temp dir");
+    // A program under an image's name: the widget lets it through, the server does not.
+    let mut program = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00".to_vec();
+    program.resize(4096, 0);
+    let fake = write_file(files.path(), "receipt.png", &program);
+
+    open_demo(&page, &app).await;
+    open_panel(&page).await;
+    page.type_text("My receipt, and: can you true a wheel by Friday?")
+        .await;
+    page.set_files(&w("chatdesk-file-input"), &[&fake]).await;
+    page.wait_for(&w("chatdesk-pending-file"), WAIT).await;
+    page.click(&w("chatdesk-send")).await;
+    let refused = message_in_state("true a wheel", "failed");
+    page.wait_for(&refused, WAIT).await;
+    // Not retried (it cannot help), but the words are not lost with the file.
+    assert_eq!(
+        page.eval(&format!(
+            "['retry', 'send-text-only', 'edit', 'discard'].map(t => !!({refused}).querySelector(`[data-testid=chatdesk-${{t}}]`))"
+        ))
+        .await,
+        json!([false, true, true, true])
+    );
+    page.screenshot(&shots.join("1-refused.png")).await;
+
+    page.click(&format!(
+        "({refused}).querySelector('[data-testid=chatdesk-send-text-only]')"
+    ))
+    .await;
+    page.wait_for(&message_in_state("true a wheel", "sent"), WAIT)
+        .await;
+    page.click(&w("chatdesk-details-skip")).await;
+    let chat_id = stored(&page).await["chatId"]
+        .as_str()
+        .expect("a chat id")
+        .to_owned();
+    assert_eq!(
+        thread_on_server(&app, &chat_id).await,
+        vec![(
+            "My receipt, and: can you true a wheel by Friday?".to_owned(),
+            0
+        )]
+    );
+    page.screenshot(&shots.join("2-text-sent.png")).await;
+
+    // Edit takes the message back into the box, with its files, to change it.
+    page.click(&w("chatdesk-input")).await;
+    page.type_text("Here it is again").await;
+    page.set_files(&w("chatdesk-file-input"), &[&fake]).await;
+    page.wait_for(&w("chatdesk-pending-file"), WAIT).await;
+    page.press("Enter", 0).await;
+    let again = message_in_state("Here it is again", "failed");
+    page.wait_for(&again, WAIT).await;
+    page.click(&format!(
+        "({again}).querySelector('[data-testid=chatdesk-edit]')"
+    ))
+    .await;
+    page.wait_for(
+        &format!(
+            "{}.value === 'Here it is again' && {}.length === 1 && !{}.some(m => m.textContent.includes('Here it is again')) \
+             && {ROOT}.activeElement === {}",
+            w("chatdesk-input"),
+            w_all("chatdesk-pending-file"),
+            w_all("chatdesk-message"),
+            w("chatdesk-input")
+        ),
+        WAIT,
+    )
+    .await;
+    page.screenshot(&shots.join("3-back-in-the-box.png")).await;
+    assert_no_script_errors(&page);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escape_still_closes_the_panel_after_retry_and_after_remove() {
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 900).await;
+
+    open_demo(&page, &app).await;
+    open_panel(&page).await;
+    block_chat_server(&page, true).await;
+    page.type_text("Is the shop open today?").await;
+    page.press("Enter", 0).await;
+    let failed = message_in_state("shop open today", "failed");
+    page.wait_for(&failed, WAIT).await;
+
+    // Retry redraws the message (it fails again): focus stays in the panel, Esc closes it.
+    page.click(&format!(
+        "({failed}).querySelector('[data-testid=chatdesk-retry]')"
+    ))
+    .await;
+    page.wait_for(
+        &format!(
+            "({failed}) && {ROOT}.activeElement && {}.contains({ROOT}.activeElement)",
+            w("chatdesk-panel")
+        ),
+        WAIT,
+    )
+    .await;
+    page.press("Escape", 0).await;
+    page.wait_for(&format!("{}.hidden", w("chatdesk-panel")), WAIT)
+        .await;
+
+    // Remove takes the message away: the same.
+    open_panel(&page).await;
+    page.click(&format!(
+        "({failed}).querySelector('[data-testid=chatdesk-discard]')"
+    ))
+    .await;
+    page.wait_for(
+        &format!(
+            "!({failed}) && {ROOT}.activeElement === {}",
+            w("chatdesk-input")
+        ),
+        WAIT,
+    )
+    .await;
+    page.press("Escape", 0).await;
+    page.wait_for(&format!("{}.hidden", w("chatdesk-panel")), WAIT)
+        .await;
+    assert_no_script_errors(&page);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_open_in_a_viewer_with_arrow_keys_and_a_pdf_opens_in_a_new_tab() {
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 900).await;
+    let shots = screenshot_dir("widget/viewer");
+    let files = tempfile::tempdir().expect("temp dir");
+    let front = write_file(files.path(), "front-wheel.png", &png_bytes(640, 480));
+    let rear = write_file(files.path(), "rear-wheel.png", &png_bytes(480, 640));
+    let invoice = write_file(files.path(), "invoice.pdf", &pdf_bytes("Invoice 7"));
+
+    open_demo(&page, &app).await;
+    open_panel(&page).await;
+    page.type_text("Both wheels, and the invoice.").await;
+    page.set_files(&w("chatdesk-file-input"), &[&front, &rear, &invoice])
+        .await;
+    page.wait_for(
+        &format!("{}.length === 3", w_all("chatdesk-pending-file")),
+        WAIT,
+    )
+    .await;
+    page.press("Enter", 0).await;
+    let thumbs = format!("[...{ROOT}.querySelectorAll('a.thumb')]");
+    page.wait_for(
+        &format!(
+            "{thumbs}.length === 2 && {thumbs}.every(a => a.querySelector('img').naturalWidth > 0)"
+        ),
+        WAIT,
+    )
+    .await;
+    page.click(&w("chatdesk-details-skip")).await;
+
+    // A thumbnail tells its name and size when focused (and hovered).
+    page.eval(&format!("{thumbs}[0].focus()")).await;
+    let caption = page
+        .eval(&format!(
+            "(i => [i.textContent, getComputedStyle(i).opacity])({thumbs}[0].querySelector('i'))"
+        ))
+        .await;
+    assert!(
+        caption[0]
+            .as_str()
+            .unwrap()
+            .starts_with("front-wheel.png, "),
+        "{caption}"
+    );
+    assert_eq!(caption[1], "1", "{caption}");
+    page.screenshot(&shots.join("1-thumbnail-caption.png"))
+        .await;
+
+    // A click opens the viewer (it does not download): the full picture, its name and size.
+    page.click(&format!("{thumbs}[0]")).await;
+    let viewer = w("chatdesk-viewer");
+    let showing = |name: &str, width: u32| {
+        format!(
+            "!{viewer}.hidden && {viewer}.querySelector('b').textContent === {} && {viewer}.querySelector('img').naturalWidth === {width}",
+            json!(name)
+        )
+    };
+    page.wait_for(&showing("front-wheel.png", 640), WAIT).await;
+    let info = page
+        .eval(&format!(
+            "[{viewer}.querySelector('small').textContent, {d}.getAttribute('download'), {d}.href]",
+            d = w("chatdesk-viewer-download")
+        ))
+        .await;
+    assert!(info[0].as_str().unwrap().contains("1/2"), "{info}");
+    assert_eq!(info[1], "front-wheel.png", "{info}");
+    page.screenshot(&shots.join("2-viewer.png")).await;
+
+    // Arrow keys go between the chat's images, round the end.
+    page.press("ArrowRight", 0).await;
+    page.wait_for(&showing("rear-wheel.png", 480), WAIT).await;
+    page.screenshot(&shots.join("3-next-image.png")).await;
+    page.press("ArrowRight", 0).await;
+    page.wait_for(&showing("front-wheel.png", 640), WAIT).await;
+    page.press("ArrowLeft", 0).await;
+    page.wait_for(&showing("rear-wheel.png", 480), WAIT).await;
+
+    // Escape closes the viewer first (focus back on the thumbnail), then the panel.
+    page.press("Escape", 0).await;
+    page.wait_for(
+        &format!(
+            "{viewer}.hidden && !{}.hidden && {ROOT}.activeElement === {thumbs}[0]",
+            w("chatdesk-panel")
+        ),
+        WAIT,
+    )
+    .await;
+    page.press("Escape", 0).await;
+    page.wait_for(&format!("{}.hidden", w("chatdesk-panel")), WAIT)
+        .await;
+
+    // The PDF's card opens it in a new tab rather than saving it.
+    let pdf = page
+        .eval(&format!(
+            "(a => [a.target, a.hasAttribute('download'), a.textContent])({}.find(a => a.textContent.includes('invoice.pdf')))",
+            w_all("chatdesk-attachment")
+        ))
+        .await;
+    assert_eq!(pdf[0], "_blank", "{pdf}");
+    assert_eq!(pdf[1], false, "{pdf}");
+    assert_no_script_errors(&page);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_375_px_every_target_is_44_px_and_tab_reaches_attach_before_send() {
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(375, 667).await;
+    let shots = screenshot_dir("widget/touch-targets");
+    let files = tempfile::tempdir().expect("temp dir");
+    let photo = write_file(files.path(), "saddle.png", &png_bytes(300, 200));
+
+    open_demo(&page, &app).await;
+    open_panel(&page).await;
+    // Everything a visitor may have to touch: the details form, a failed message with its
+    // Retry and Remove, a file waiting in the tray, the header's buttons.
+    send_text(&page, "Do you have this saddle?").await;
+    block_chat_server(&page, true).await;
+    page.click(&w("chatdesk-input")).await;
+    page.type_text("In black?").await;
+    page.press("Enter", 0).await;
+    page.wait_for(&message_in_state("In black?", "failed"), WAIT)
+        .await;
+    page.set_files(&w("chatdesk-file-input"), &[&photo]).await;
+    page.wait_for(&w("chatdesk-pending-file"), WAIT).await;
+    let small = page
+        .eval(&format!(
+            "[...{p}.querySelectorAll('button, input, textarea, a[href]')].filter(e => e.getClientRects().length && e.tabIndex >= 0) \
+             .map(e => [e.dataset.testid || e.getAttribute('aria-label') || e.textContent, e.getBoundingClientRect()]) \
+             .filter(([, r]) => r.width < 44 || r.height < 44).map(([n, r]) => `${{n}}: ${{r.width}}×${{r.height}}`)",
+            p = w("chatdesk-panel")
+        ))
+        .await;
+    assert_eq!(small, json!([]), "targets under 44 × 44 px at 375 px");
+    page.screenshot(&shots.join("1-phone-targets.png")).await;
+
+    // Tab from the text goes to attach, then to send.
+    page.click(&w("chatdesk-input")).await;
+    let focused = format!("{ROOT}.activeElement && {ROOT}.activeElement.dataset.testid");
+    page.press("Tab", 0).await;
+    assert_eq!(page.eval(&focused).await, "chatdesk-attach");
+    page.press("Tab", 0).await;
+    assert_eq!(page.eval(&focused).await, "chatdesk-send");
+    assert_no_script_errors(&page);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_dark_german_page_the_widget_speaks_german_shows_its_focus_ring_and_chimes() {
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    // Two customer sites: a dark one that asks for German (its page says English), and a
+    // French one that says nothing but its page's lang.
+    let german = HostSite::bind().await;
+    let french = HostSite::bind().await;
+    let origins = vec![german.origin.clone(), french.origin.clone()];
+    let (german_url, french_url) = (format!("{}/", german.origin), format!("{}/", french.origin));
+    let app = spawn_browser_app_with(|settings| {
+        settings.allowed_origins = api::config::AllowedOrigins::List(origins);
+    })
+    .await;
+    german.serve(format!(
+        r##"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Nachtfahrt</title>
+<script src="{}/widget/chatdesk.js" defer data-locale="de" data-sound="on" data-accent="#1f2328"></script></head>
+<body style="background:#111;color:#eee"><main><h1>Nachtfahrt</h1><p>Lights for night rides.</p></main></body></html>"##,
+        app.address
+    ));
+    french.serve(format!(
+        r##"<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Vélo</title>
+<script src="{}/widget/chatdesk.js" defer></script></head><body><h1>Vélo</h1></body></html>"##,
+        app.address
+    ));
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 800).await;
+    let shots = screenshot_dir("widget/german-dark");
+    let files = tempfile::tempdir().expect("temp dir");
+    let notes = write_file(files.path(), "notizen.txt", &vec![b'a'; 1_572_864]);
+
+    page.goto(&german_url).await;
+    page.wait_for(&w("chatdesk-launcher"), WAIT).await;
+    // The keyboard reaches the launcher: its ring shows on the dark page (white, with a dark
+    // halo for light pages).
+    page.press("Tab", 0).await;
+    let ring = page
+        .eval(&format!(
+            "(l => {{ const s = getComputedStyle(l); return [{ROOT}.activeElement === l, s.outlineStyle, s.outlineColor, s.outlineWidth, s.boxShadow]; }})({})",
+            w("chatdesk-launcher")
+        ))
+        .await;
+    assert_eq!(ring[0], true, "{ring}");
+    assert_eq!(ring[1], "solid", "{ring}");
+    assert_eq!(ring[2], "rgb(255, 255, 255)", "{ring}");
+    assert_eq!(ring[3], "3px", "{ring}");
+    page.screenshot(&shots.join("1-focus-ring.png")).await;
+
+    assert_eq!(
+        page.eval(&format!(
+            "{}.getAttribute('aria-label')",
+            w("chatdesk-launcher")
+        ))
+        .await,
+        "Chat öffnen"
+    );
+    page.press("Enter", 0).await;
+    page.wait_for(
+        &format!("{ROOT}.activeElement === {}", w("chatdesk-input")),
+        WAIT,
+    )
+    .await;
+    let strings = page
+        .eval(&format!(
+            "[{ROOT}.querySelector('h2').textContent, {i}.placeholder, {s}.getAttribute('aria-label'), {a}.getAttribute('aria-label')]",
+            i = w("chatdesk-input"),
+            s = w("chatdesk-send"),
+            a = w("chatdesk-attach")
+        ))
+        .await;
+    assert_eq!(
+        strings,
+        json!([
+            "Schreiben Sie uns",
+            "Nachricht schreiben…",
+            "Senden",
+            "Dateien anhängen"
+        ])
+    );
+    // Sizes in the German way (Intl): a decimal comma.
+    page.set_files(&w("chatdesk-file-input"), &[&notes]).await;
+    page.wait_for(
+        &format!(
+            "{}.textContent.includes('1,5 MB')",
+            w("chatdesk-pending-file")
+        ),
+        WAIT,
+    )
+    .await;
+    page.click(&format!(
+        "{}.querySelector('button')",
+        w("chatdesk-pending-file")
+    ))
+    .await;
+    send_text(&page, "Haben Sie Rücklichter?").await;
+    page.wait_for(
+        &format!(
+            "{}.some(m => m.querySelector('[data-testid=chatdesk-status]').textContent === 'Gesendet')",
+            w_all("chatdesk-message")
+        ),
+        WAIT,
+    )
+    .await;
+    page.screenshot(&shots.join("2-german.png")).await;
+
+    // Closed panel, a reply: the title counts it and a soft tone plays (WebAudio, counted here).
+    page.press("Escape", 0).await;
+    page.wait_for(&format!("{}.hidden", w("chatdesk-panel")), WAIT)
+        .await;
+    page.eval(
+        "window.__tones = 0; const make = AudioContext.prototype.createOscillator; \
+         AudioContext.prototype.createOscillator = function () { window.__tones++; return make.call(this); }",
+    )
+    .await;
+    let record = page
+        .eval(&format!(
+            "JSON.parse(localStorage.getItem('chatdesk:' + {}))",
+            json!(format!("{}/", app.address))
+        ))
+        .await;
+    let admin = app.admin_token().await;
+    app.send(
+        &admin,
+        record["chatId"].as_str().unwrap(),
+        "Ja, drei Modelle.",
+    )
+    .await;
+    page.wait_for(
+        "document.title === '(1) Nachtfahrt' && window.__tones === 1",
+        LIVE,
+    )
+    .await;
+    assert_eq!(
+        page.eval(&format!(
+            "{}.getAttribute('aria-label')",
+            w("chatdesk-launcher")
+        ))
+        .await,
+        "Chat öffnen, 1 ungelesen"
+    );
+    page.screenshot(&shots.join("3-reply-while-closed.png"))
+        .await;
+    assert_no_script_errors(&page);
+
+    // Without data-locale, the page's lang decides.
+    page.goto(&french_url).await;
+    page.wait_for(&w("chatdesk-launcher"), WAIT).await;
+    assert_eq!(
+        page.eval(&format!(
+            "{}.getAttribute('aria-label')",
+            w("chatdesk-launcher")
+        ))
+        .await,
+        "Ouvrir le chat"
+    );
+    assert_no_script_errors(&page);
 }

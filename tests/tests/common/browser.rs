@@ -314,13 +314,16 @@ impl Page<'_> {
         self.call("Input.insertText", json!({ "text": text })).await;
     }
 
-    /// Presses and releases one key: "Enter", "Escape", "Tab", a lower-case letter or a digit;
+    /// Presses and releases one key: "Enter", "Escape", "Tab", "ArrowLeft", "ArrowRight", a
+    /// lower-case letter or a digit;
     /// `modifiers` is the DevTools bit mask (1 Alt, 2 Ctrl, 4 Meta, 8 Shift).
     pub async fn press(&self, key: &str, modifiers: u32) {
         let (code, key_code, text) = match key {
             "Enter" => ("Enter".to_owned(), 13, "\r".to_owned()),
             "Escape" => ("Escape".to_owned(), 27, String::new()),
             "Tab" => ("Tab".to_owned(), 9, String::new()),
+            "ArrowLeft" => ("ArrowLeft".to_owned(), 37, String::new()),
+            "ArrowRight" => ("ArrowRight".to_owned(), 39, String::new()),
             _ => match key.chars().collect::<Vec<_>>()[..] {
                 [c] if c.is_ascii_lowercase() => (
                     format!("Key{}", c.to_ascii_uppercase()),
