@@ -11,73 +11,12 @@
   const KEY = 'chatdesk:' + BASE.href;
   const opt = script.dataset;
 
-  // ---- strings: the keys, then one line a key in each language ----
-  const KEYS = 'title open close older hello log deleted closed typing msg write send attach newQ cancel newChat delQ del more transcript delChat name email ask skip save away net big maxFiles types empty tooLong scanning sending sent read notSent queued ended dlErr linkUsed unread support retry remove expired download textOnly edit prev next shut isClosed isOpen isPending'.split(' ');
-  const EN = `Chat with us
-Open chat
-Close chat
-Earlier messages
-Hi! How can we help?
-Conversation
-The conversation was deleted.
-This chat was closed. Write to reopen it.
-Support is typing…
-Message
-Write a message…
-Send
-Attach files
-Start a new conversation? This one will be hidden.
-Cancel
-New conversation
-Delete this conversation and its files for good?
-Delete
-More
-Download transcript
-Delete conversation
-Name
-Email
-So we can reply if you leave (optional):
-No thanks
-Save
-We are away right now and reply soon.
-Could not reach the chat server.
-Files may be up to {0}.
-Up to {0} files per message.
-Allowed file types: {0}.
-The file is empty.
-Up to {0} characters per message.
-Scanning…
-Sending…
-Sent
-Read
-Not sent
-Not sent yet: it goes when the connection is back.
-This chat has ended. Retry to start a new one.
-The download failed. Try again in a moment.
-This link was already used or has expired.
-Open chat, {0} unread
-Support
-Retry
-Remove
-File expired
-Download
-Send without files
-Edit
-Previous image
-Next image
-Close
-Chat closed
-Chat reopened
-Marked as pending`;
-  // data-locale, else the page's lang, else the browser's. Other languages than English are a
-  // file each beside this one (i18n/xx.js), fetched only when needed: all of them would not fit
-  // the size budget.
+  // data-locale, else the page's lang, else the browser's. Not English: i18n/xx.js, loaded when
+  // needed (all five would not fit the size budget).
   const LOC = [opt.locale, document.documentElement.lang, ...navigator.languages || []].find(l => l && /^(en|de|fr|es|pt)\b/i.test(l)) || 'en';
   const LANG = LOC.slice(0, 2).toLowerCase();
-  const S = {};
-  const strings = lines => lines.split('\n').forEach((s, i) => { S[KEYS[i]] = s; });
-  strings(EN);
-  const t = (k, ...a) => S[k].replace(/\{(\d)\}/g, (_, i) => a[i]);
+  let T = {}; // English -> this language
+  const t = (s, ...a) => (T[s] || s).replace(/\{(\d)\}/g, (_, i) => a[i]);
   let intl = LOC.replace('_', '-');
   try { Intl.getCanonicalLocales(intl); } catch { intl = LANG; }
 
@@ -105,7 +44,7 @@ Marked as pending`;
   const fail = (message, code) => Object.assign(new Error(message), { code });
   const hex = a => Array.from(a, b => b.toString(16).padStart(2, '0')).join('');
   const hashes = {};
-  // Persisted queries: the hash, the text when asked (crypto.subtle: https and localhost only).
+  // Persisted queries (crypto.subtle: on https and localhost only).
   async function gql(query, variables, files, onProgress) {
     let extensions;
     try { extensions = !files && { persistedQuery: { version: 1, sha256Hash: hashes[query] ||= hex(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(query)))) } }; } catch { }
@@ -139,9 +78,9 @@ Marked as pending`;
         const err = res && res.errors && res.errors[0];
         if (err) reject(fail(err.message, (err.extensions || {}).code));
         else if (res && res.data) resolve(res.data);
-        else reject(xhr.status === 413 ? fail(t('big', size(policy.maxFileBytes)), 'FILE_TOO_LARGE') : fail(S.net, 'HTTP'));
+        else reject(xhr.status === 413 ? fail(t('Files may be up to {0}.', size(policy.maxFileBytes)), 'FILE_TOO_LARGE') : fail(t('Could not reach the chat server.'), 'HTTP'));
       };
-      xhr.onerror = xhr.ontimeout = () => reject(fail(S.net, 'NETWORK'));
+      xhr.onerror = xhr.ontimeout = () => reject(fail(t('Could not reach the chat server.'), 'NETWORK'));
       xhr.send(body);
     });
   }
@@ -149,7 +88,6 @@ Marked as pending`;
   const gone = e => ['UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND'].includes(e.code);
   const sentence = s => (s = String(s || '').trim()) && s[0].toUpperCase() + s.slice(1) + (/[.!?…]$/.test(s) ? '' : '.');
 
-  // Text goes in as text nodes; `t: x` is data-testid="chatdesk-x".
   const h = (tag, attrs, ...kids) => {
     const el = document.createElement(tag);
     if (tag === 'button') el.type = 'button';
@@ -172,7 +110,7 @@ Marked as pending`;
     s.firstChild.setAttribute('d', d);
     return s;
   };
-  const ib = (label, d, t, onclick, more) => h('button', { class: 'ib', 'aria-label': label, t, onclick, ...more }, icon(d));
+  const ib = (label, d, id, onclick, more) => h('button', { class: 'ib', 'aria-label': label, t: id, onclick, ...more }, icon(d));
   const X = 'M6 6l12 12M18 6L6 18';
   const linkify = text => {
     const out = [];
@@ -261,9 +199,8 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
 .panel :is(button,input,textarea,.btn){min-width:44px;min-height:44px}.chip .ib{width:44px;height:44px}}
 @media (prefers-reduced-motion:no-preference){.panel{animation:up .18s ease-out}@keyframes up{from{opacity:0;transform:translateY(12px)}}}`;
 
-  // Until the server's policy is in (and when it cannot be had).
   let policy = { maxFileBytes: 1e7, maxFiles: 3, allowedExtensions: [], allowedMimeTypes: [], maxMessageChars: 5000 };
-  const msgs = new Map(); // key -> message: from the server, or local (not there yet)
+  const msgs = new Map();
   const els = new Map();
   const hooks = {};
   let typingSent = 0;
@@ -281,51 +218,51 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   function build() {
     const host = h('chatdesk-widget', { t: 'root' });
     const root = host.attachShadow({ mode: 'open' });
-    root.adoptedStyleSheets = [sheet(CSS)]; // not subject to the page's style-src
+    root.adoptedStyleSheets = [sheet(CSS)];
     const u = {};
-    const confirm = (cls, t, q, label, action, back) => {
-      const b = h('div', { class: 'bar ' + cls, hidden: true, t: t + '-bar' }, h('span', {}, q),
-        h('button', { class: 'btn ' + cls, t: t + '-confirm', onclick: action }, label),
-        h('button', { class: 'btn2', onclick: () => { b.hidden = true; focus(u[back]); } }, S.cancel));
+    const confirm = (cls, id, q, label, action, back) => {
+      const b = h('div', { class: 'bar ' + cls, hidden: true, t: id + '-bar' }, h('span', {}, q),
+        h('button', { class: 'btn ' + cls, t: id + '-confirm', onclick: action }, label),
+        h('button', { class: 'btn2', onclick: () => { b.hidden = true; focus(u[back]); } }, t('Cancel')));
       return b;
     };
-    const ask = (b, cls) => { b.hidden = false; focus(b.querySelector('.btn')); };
-    const item = (t, label, onclick, cls) => h('button', { role: 'menuitem', t, class: cls, onclick: () => { toggleMenu(false); onclick(); } }, label);
+    const ask = b => { b.hidden = false; focus(b.querySelector('.btn')); };
+    const item = (id, label, onclick, cls) => h('button', { role: 'menuitem', t: id, class: cls, onclick: () => { toggleMenu(false); onclick(); } }, label);
     u.badge = h('span', { class: 'badge', t: 'badge', 'aria-hidden': 'true', hidden: true });
-    u.launch = h('button', { class: 'launch', t: 'launcher', 'aria-label': S.open, 'aria-expanded': 'false', 'aria-controls': 'cd-panel', onclick: () => isOpen ? close() : open() }, icon('M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-5A8 8 0 1 1 21 12z'), u.badge);
-    u.older = h('button', { class: 'older', hidden: true, t: 'older', onclick: () => sync(true) }, S.older);
-    u.greeting = h('div', { class: 'msg', t: 'greeting' }, h('div', { class: 'bubble' }, opt.greeting || S.hello));
+    u.launch = h('button', { class: 'launch', t: 'launcher', 'aria-label': t('Open chat'), 'aria-expanded': 'false', 'aria-controls': 'cd-panel', onclick: () => isOpen ? close() : open() }, icon('M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-5A8 8 0 1 1 21 12z'), u.badge);
+    u.older = h('button', { class: 'older', hidden: true, t: 'older', onclick: () => sync(true) }, t('Earlier messages'));
+    u.greeting = h('div', { class: 'msg', t: 'greeting' }, h('div', { class: 'bubble' }, opt.greeting || t('Hi! How can we help?')));
     u.list = h('div', { class: 'msgs', role: 'list' });
-    u.deleted = h('p', { class: 'note', hidden: true, t: 'deleted-note' }, S.deleted);
-    u.closed = h('p', { class: 'note', hidden: true, t: 'closed-note' }, S.closed);
-    u.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': S.log, t: 'thread', tabindex: '0', onscroll: () => { stuck = u.log.scrollHeight - u.log.scrollTop - u.log.clientHeight < 80; } }, u.older, u.greeting, u.list, u.closed, u.deleted);
-    u.typing = h('div', { class: 'typing', hidden: true, t: 'typing', 'aria-live': 'polite' }, S.typing);
+    u.deleted = h('p', { class: 'note', hidden: true, t: 'deleted-note' }, t('The conversation was deleted.'));
+    u.closed = h('p', { class: 'note', hidden: true, t: 'closed-note' }, t('This chat was closed. Write to reopen it.'));
+    u.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t('Conversation'), t: 'thread', tabindex: '0', onscroll: () => { stuck = u.log.scrollHeight - u.log.scrollTop - u.log.clientHeight < 80; } }, u.older, u.greeting, u.list, u.closed, u.deleted);
+    u.typing = h('div', { class: 'typing', hidden: true, t: 'typing', 'aria-live': 'polite' }, t('Support is typing…'));
     u.err = h('p', { class: 'err', role: 'alert', hidden: true, t: 'error' });
     u.ask = buildAsk();
     u.avail = h('p', { class: 'note', hidden: true, t: 'availability' });
     u.tray = h('div', { class: 'tray', hidden: true, t: 'tray' });
     u.file = h('input', { type: 'file', multiple: true, class: 'sr', tabindex: '-1', 'aria-hidden': 'true', t: 'file-input', onchange: () => { addFiles(u.file.files); u.file.value = ''; } });
-    u.text = h('textarea', { rows: '1', 'aria-label': S.msg, placeholder: S.write, t: 'input', maxlength: policy.maxMessageChars, oninput: onInput, onkeydown: e => { if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); } }, onpaste: e => { const f = e.clipboardData && e.clipboardData.files; if (f && f.length) { e.preventDefault(); addFiles(f); } } });
+    u.text = h('textarea', { rows: '1', 'aria-label': t('Message'), placeholder: t('Write a message…'), t: 'input', maxlength: policy.maxMessageChars, oninput: onInput, onkeydown: e => { if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); } }, onpaste: e => { const f = e.clipboardData && e.clipboardData.files; if (f && f.length) { e.preventDefault(); addFiles(f); } } });
     u.text.value = rec.draft || '';
     u.form = h('form', { class: 'cmp', onsubmit: e => { e.preventDefault(); send(); } }, u.text, u.file,
-      ib(S.attach, 'M21 11.5l-8.4 8.4a5 5 0 0 1-7.1-7.1l8.4-8.4a3.4 3.4 0 0 1 4.8 4.8l-8.4 8.4a1.7 1.7 0 0 1-2.4-2.4l7.7-7.7', 'attach', () => u.file.click()),
-      ib(S.send, 'M4 12l16-8-6 16-2.5-6.5z', 'send', null, { class: 'ib send', type: 'submit' }));
-    u.confirm = confirm('', 'new-chat', S.newQ, S.newChat, newChat, 'newBtn');
-    u.newBtn = ib(S.newChat, 'M12 5v14M5 12h14', 'new-chat', () => ask(u.confirm), { hidden: true });
-    u.delBar = confirm('danger', 'delete', S.delQ, S.del, deleteChat, 'menuBtn');
+      ib(t('Attach files'), 'M21 11.5l-8.4 8.4a5 5 0 0 1-7.1-7.1l8.4-8.4a3.4 3.4 0 0 1 4.8 4.8l-8.4 8.4a1.7 1.7 0 0 1-2.4-2.4l7.7-7.7', 'attach', () => u.file.click()),
+      ib(t('Send'), 'M4 12l16-8-6 16-2.5-6.5z', 'send', null, { class: 'ib send', type: 'submit' }));
+    u.confirm = confirm('', 'new-chat', t('Start a new conversation? This one will be hidden.'), t('New conversation'), newChat, 'newBtn');
+    u.newBtn = ib(t('New conversation'), 'M12 5v14M5 12h14', 'new-chat', () => ask(u.confirm), { hidden: true });
+    u.delBar = confirm('danger', 'delete', t('Delete this conversation and its files for good?'), t('Delete'), deleteChat, 'menuBtn');
     u.menu = h('div', { class: 'menu', role: 'menu', hidden: true, t: 'menu', onkeydown: e => { if (e.key === 'Escape') { e.stopPropagation(); toggleMenu(false); focus(u.menuBtn); } } },
-      item('transcript', S.transcript, downloadTranscript),
-      item('delete', S.delChat, () => { u.confirm.hidden = true; ask(u.delBar); }, 'danger'));
-    u.menuBtn = ib(S.more, 'M12 5.5v.01M12 12v.01M12 18.5v.01', 'menu-button', () => toggleMenu(u.menu.hidden), { 'aria-haspopup': 'menu', 'aria-expanded': 'false', hidden: true });
-    u.drop = h('div', { class: 'drop', hidden: true }, S.attach);
+      item('transcript', t('Download transcript'), downloadTranscript),
+      item('delete', t('Delete conversation'), () => { u.confirm.hidden = true; ask(u.delBar); }, 'danger'));
+    u.menuBtn = ib(t('More'), 'M12 5.5v.01M12 12v.01M12 18.5v.01', 'menu-button', () => toggleMenu(u.menu.hidden), { 'aria-haspopup': 'menu', 'aria-expanded': 'false', hidden: true });
+    u.drop = h('div', { class: 'drop', hidden: true }, t('Attach files'));
     u.lb = h('div', { class: 'lb', role: 'dialog', 'aria-modal': 'true', hidden: true, t: 'viewer' }, u.lbImg = h('img', { alt: '' }),
       h('div', {}, h('span', {}, u.lbName = h('b'), u.lbInfo = h('small')),
-        u.lbGet = h('a', { class: 'btn', t: 'viewer-download', target: '_blank', rel: 'noopener' }, S.download),
-        ib(S.prev, 'M15 6l-6 6 6 6', 'viewer-prev', () => show(-1)),
-        ib(S.next, 'M9 6l6 6-6 6', 'viewer-next', () => show(1)),
-        u.lbClose = ib(S.shut, X, 'viewer-close', shut)));
+        u.lbGet = h('a', { class: 'btn', t: 'viewer-download', target: '_blank', rel: 'noopener' }, t('Download')),
+        ib(t('Previous image'), 'M15 6l-6 6 6 6', 'viewer-prev', () => show(-1)),
+        ib(t('Next image'), 'M9 6l6 6-6 6', 'viewer-next', () => show(1)),
+        u.lbClose = ib(t('Close'), X, 'viewer-close', shut)));
     u.panel = h('div', { class: 'panel', id: 'cd-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'cd-title', hidden: true, t: 'panel', onkeydown: onPanelKey },
-      h('div', { class: 'hd' }, h('h2', { id: 'cd-title' }, opt.title || S.title), u.newBtn, u.menuBtn, ib(S.close, X, 'close', close)),
+      h('div', { class: 'hd' }, h('h2', { id: 'cd-title' }, opt.title || t('Chat with us')), u.newBtn, u.menuBtn, ib(t('Close chat'), X, 'close', close)),
       u.avail, u.menu, u.confirm, u.delBar, u.log, u.typing, u.ask, u.err, u.tray, u.form, u.drop, u.lb);
     let depth = 0;
     const files = e => e.dataTransfer && [...e.dataTransfer.types].includes('Files');
@@ -343,9 +280,9 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   }
 
   function buildAsk() {
-    const input = (type, k, max) => h('input', { type, autocomplete: k, 'aria-label': S[k], placeholder: S[k], maxlength: max, t: k });
-    const name = input('text', 'name', 200);
-    const email = input('email', 'email', 320);
+    const input = (type, k, label, max) => h('input', { type, autocomplete: k, 'aria-label': label, placeholder: label, maxlength: max, t: k });
+    const name = input('text', 'name', t('Name'), 200);
+    const email = input('email', 'email', t('Email'), 320);
     const done = () => { rec.asked = true; save(); ui.ask.hidden = true; focus(ui.text); };
     return h('form', { class: 'ask', hidden: true, t: 'details', onsubmit: async e => {
       e.preventDefault();
@@ -360,9 +297,9 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
         done();
       } catch (err) { showError(err.message); }
     } },
-    h('p', {}, S.ask), name, email,
-    h('button', { class: 'btn2', t: 'details-skip', onclick: done }, S.skip),
-    h('button', { class: 'btn', type: 'submit', t: 'details-save' }, S.save));
+    h('p', {}, t('So we can reply if you leave (optional):')), name, email,
+    h('button', { class: 'btn2', t: 'details-skip', onclick: done }, t('No thanks')),
+    h('button', { class: 'btn', type: 'submit', t: 'details-save' }, t('Save')));
   }
 
   function showError(text) {
@@ -381,8 +318,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     ui.panel.hidden = false;
     ui.wrap.classList.add('open');
     ui.launch.setAttribute('aria-expanded', 'true');
-    ui.launch.setAttribute('aria-label', S.close);
-    // Sound needs a gesture first: opening is one.
+    ui.launch.setAttribute('aria-label', t('Close chat'));
     if (opt.sound === 'on' && !audio) try { audio = new AudioContext(); } catch { }
     loadPolicy();
     badge();
@@ -421,7 +357,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     const n = isOpen ? 0 : unread;
     ui.badge.textContent = n > 9 ? '9+' : n;
     ui.badge.hidden = !n;
-    if (!isOpen) ui.launch.setAttribute('aria-label', n ? t('unread', n) : S.open);
+    if (!isOpen) ui.launch.setAttribute('aria-label', n ? t('Open chat, {0} unread', n) : t('Open chat'));
     if (n) document.title = `(${n}) ${title ??= document.title}`;
     else if (title != null) { document.title = title; title = null; }
   }
@@ -450,18 +386,16 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   function add(m) {
     if (!m) return;
     const prev = msgs.get(keyOf(m));
-    // A late copy must not undo a read mark.
     if (prev && !prev.local && prev.readAt && !m.readAt) m.readAt = prev.readAt;
     m.t = Date.now();
     msgs.set(keyOf(m), m);
   }
-  // Local ones last; times parsed, as the server varies its fraction digits.
   const sorted = () => [...msgs.values()].sort((a, b) => (!!a.local - !!b.local) || (Date.parse(a.createdAt) - Date.parse(b.createdAt)) || (a.id < b.id ? -1 : 1));
 
   function render(forceScroll) {
     if (!ui) return;
     const stick = forceScroll || stuck;
-    // Redrawn Retry or Remove must not drop the focus to the page.
+    // A redrawn Retry or Remove must not drop the focus to the page.
     const focused = ui.list.contains(ui.root.activeElement);
     const alive = new Set();
     let prev = null;
@@ -498,22 +432,21 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   function renderMsg(m) {
     const mine = m.sender === 'VISITOR';
     const state = m.local ? m.state : mine ? (m.readAt ? 'read' : 'sent') : 'received';
-    const act = (label, t, onclick) => meta.append(h('button', { class: 'link', t, onclick }, label));
+    const act = (label, id, onclick) => meta.append(h('button', { class: 'link', t: id, onclick }, label));
     const el = h('div', { class: 'msg' + (mine ? ' me' : '') + (state === 'failed' ? ' failed' : ''), role: 'listitem', t: 'message', 'data-sender': mine ? 'visitor' : 'admin', 'data-state': state, 'data-message-id': m.id, 'data-client-message-id': m.clientMessageId },
-      !mine && h('div', { class: 'who' }, m.senderLabel || S.support),
+      !mine && h('div', { class: 'who' }, m.senderLabel || t('Support')),
       m.body && h('div', { class: 'bubble' }, linkify(m.body)));
     const files = [...(m.attachments || []).map(a => card(a, m)), ...(m.files || []).map(f => h('div', { class: 'card', t: 'attachment' }, h('b', {}, f.name), h('small', {}, size(f.size))))];
     if (files.length) el.append(h('div', { class: 'files' }, files));
-    if (state === 'sending' && m.files.length) el.append(m.bar = h('progress', { max: '1', value: m.progress || 0, t: 'progress', 'aria-label': S.sending }));
+    if (state === 'sending' && m.files.length) el.append(m.bar = h('progress', { max: '1', value: m.progress || 0, t: 'progress', 'aria-label': t('Sending…') }));
     const meta = h('div', { class: 'meta' }, h('time', { datetime: m.createdAt, title: when(m.createdAt, 1) }, when(m.createdAt)));
-    if (mine) meta.append(m.statusEl = h('span', { t: 'status', title: m.readAt && S.read + ' ' + when(m.readAt, 1) }, state === 'sending' && m.scanning ? S.scanning : S[state === 'failed' ? 'notSent' : state]));
+    if (mine) meta.append(m.statusEl = h('span', { t: 'status', title: m.readAt && t('Read') + ' ' + when(m.readAt, 1) }, state === 'sending' && m.scanning ? t('Scanning…') : t({ sending: 'Sending…', sent: 'Sent', read: 'Read', failed: 'Not sent' }[state])));
     if (state === 'failed') {
       if (m.error) el.append(h('div', { class: 'fail', t: 'message-error' }, m.error));
-      if (!m.final) act(S.retry, 'retry', () => deliver(m));
+      if (!m.final) act(t('Retry'), 'retry', () => deliver(m));
       else if (m.files.length) {
-        // A refused file: send the words alone, or edit.
-        if (m.body) act(S.textOnly, 'send-text-only', () => { m.files = []; deliver(m); });
-        act(S.edit, 'edit', () => {
+        if (m.body) act(t('Send without files'), 'send-text-only', () => { m.files = []; deliver(m); });
+        act(t('Edit'), 'edit', () => {
           ui.text.value = m.body;
           tray = m.files;
           renderTray();
@@ -523,7 +456,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
           focus(ui.text);
         });
       }
-      act(S.remove, 'discard', () => { msgs.delete(keyOf(m)); render(); });
+      act(t('Remove'), 'discard', () => { msgs.delete(keyOf(m)); render(); });
     }
     el.append(meta);
     return el;
@@ -531,19 +464,19 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
 
   function card(a, m) {
     const label = `${a.name}, ${size(a.sizeBytes)}`;
-    if (a.purged || !a.url) return h('div', { class: 'card', t: 'attachment', 'data-purged': '' }, h('b', {}, a.name), h('small', {}, S.expired));
+    if (a.purged || !a.url) return h('div', { class: 'card', t: 'attachment', 'data-purged': '' }, h('b', {}, a.name), h('small', {}, t('File expired')));
     const pdf = a.mimeType === 'application/pdf';
     const link = (cls, onclick, ...kids) => h('a', { class: cls, href: a.url, target: '_blank', rel: 'noopener', download: !cls && !pdf && a.name, t: 'attachment', onclick }, kids);
-    if (!a.thumbnailUrl) return link('card', e => fresh(e, a, m), h('b', {}, a.name), h('small', {}, pdf ? size(a.sizeBytes) : size(a.sizeBytes) + ' · ' + S.download));
+    if (!a.thumbnailUrl) return link('card', e => fresh(e, a, m), h('b', {}, a.name), h('small', {}, pdf ? size(a.sizeBytes) : size(a.sizeBytes) + ' · ' + t('Download')));
     const img = h('img', { alt: label, width: a.width, height: a.height, loading: 'lazy', onload: () => stuck && scrollDown() });
     source(img, a, '/thumbnail');
     return link('thumb', e => { e.preventDefault(); view(a); }, img, h('i', { 'aria-hidden': 'true' }, label));
   }
-  // Signed links expire in minutes: older ones are fetched with the token.
+  // Signed links expire: older ones are fetched with the token.
   function fresh(e, a, m) {
     if (Date.now() - m.t < 240000) return;
     e.preventDefault();
-    fetchFile(a, '').then(blob => saveBlob(blob, a.name), () => showError(S.dlErr));
+    fetchFile(a, '').then(blob => saveBlob(blob, a.name), () => showError(t('The download failed. Try again in a moment.')));
   }
   function source(img, a, suffix) {
     img.onerror = () => {
@@ -692,7 +625,6 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       if (m.sender === 'ADMIN') {
         showTyping(false);
         if (isNew) heard(m);
-        // Answering reads what came before.
         for (const x of msgs.values()) if (!x.local && x.sender === 'VISITOR' && !x.readAt && Date.parse(x.createdAt) <= Date.parse(m.createdAt)) x.readAt = m.createdAt;
         markRead();
       }
@@ -734,9 +666,9 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       policy = d.uploadPolicy;
       ui.file.accept = policy.allowedExtensions.map(x => '.' + x).concat(policy.allowedMimeTypes);
       ui.text.maxLength = policy.maxMessageChars;
-      // Nobody around: ask for the email first, the reply may come by email.
+      // Nobody around: ask for the email first.
       const w = d.widgetSettings;
-      const say = w.available ? w.replyTime : w.awayText || S.away;
+      const say = w.available ? w.replyTime : w.awayText || t('We are away right now and reply soon.');
       ui.avail.textContent = say;
       ui.avail.hidden = !say;
       if (!w.available && !hasChat() && !known && !rec.asked) ui.ask.hidden = false;
@@ -744,23 +676,23 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   }
 
   async function addFiles(list) {
-    const files = [...list]; // the FileList empties after the event
+    const files = [...list];
     await loadPolicy();
     for (const f of files) {
       const ext = (f.name.match(/\.([^.]+)$/) || [])[1] || '';
       const exts = policy.allowedExtensions;
       const no = why => showError(`“${f.name}”: ${why}`);
-      if (tray.length >= policy.maxFiles) { showError(t('maxFiles', policy.maxFiles)); break; }
-      if (exts.length && !exts.includes(ext.toLowerCase())) no(t('types', exts.join(', ')));
-      else if (f.size > policy.maxFileBytes) no(t('big', size(policy.maxFileBytes)));
-      else if (!f.size) no(S.empty);
+      if (tray.length >= policy.maxFiles) { showError(t('Up to {0} files per message.', policy.maxFiles)); break; }
+      if (exts.length && !exts.includes(ext.toLowerCase())) no(t('Allowed file types: {0}.', exts.join(', ')));
+      else if (f.size > policy.maxFileBytes) no(t('Files may be up to {0}.', size(policy.maxFileBytes)));
+      else if (!f.size) no(t('The file is empty.'));
       else tray.push(f);
     }
     renderTray();
   }
   function renderTray() {
     ui.tray.replaceChildren(...tray.map((f, i) => h('div', { class: 'chip', t: 'pending-file' }, h('span', {}, f.name), h('small', {}, size(f.size)),
-      ib(S.remove + ': ' + f.name, X, null, () => { tray.splice(i, 1); renderTray(); focus(ui.text); }))));
+      ib(t('Remove') + ': ' + f.name, X, null, () => { tray.splice(i, 1); renderTray(); focus(ui.text); }))));
     ui.tray.hidden = !tray.length;
   }
 
@@ -768,7 +700,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   function send() {
     const body = ui.text.value.trim();
     if (!body && !tray.length) return;
-    if (body.length > policy.maxMessageChars) return showError(t('tooLong', policy.maxMessageChars));
+    if (body.length > policy.maxMessageChars) return showError(t('Up to {0} characters per message.', policy.maxMessageChars));
     deleted = false;
     const m = local('w-' + hex(crypto.getRandomValues(new Uint8Array(12))), body, new Date().toISOString());
     m.files = tray;
@@ -780,7 +712,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     msgs.set(keyOf(m), m);
     deliver(m);
   }
-  // Resent on reconnect, when online, every 7 s: the server keeps one per clientMessageId.
+  // Resent on reconnect, online, every 7 s: the server keeps one per clientMessageId.
   function flush() {
     if (navigator.onLine !== false) for (const m of msgs.values()) if (m.auto && m.state === 'failed') deliver(m);
   }
@@ -808,7 +740,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
         m.bar.value = p;
         if (p >= 1 && policy.virusScanned && !m.scanning) {
           m.scanning = true;
-          m.statusEl.textContent = S.scanning;
+          m.statusEl.textContent = t('Scanning…');
         }
       });
       msgs.delete(keyOf(m));
@@ -817,13 +749,12 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       if (!known && !rec.asked) ui.ask.hidden = false;
     } catch (e) {
       m.state = 'failed';
-      // Sending the same again cannot help: no retry.
       m.final = ['UNSUPPORTED_FILE_TYPE', 'FILE_TOO_LARGE', 'TOO_MANY_FILES', 'MESSAGE_TOO_LONG', 'VIRUS_DETECTED'].includes(e.code);
       m.auto = e.code === 'NETWORK' || e.code === 'HTTP';
-      m.error = m.auto ? S.queued : sentence(e.message);
+      m.error = m.auto ? t('Not sent yet: it goes when the connection is back.') : sentence(e.message);
       if (gone(e)) {
         reset(true);
-        m.error = S.ended;
+        m.error = t('This chat has ended. Retry to start a new one.');
       }
       render();
     }
@@ -836,7 +767,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   }
   function downloadTranscript() {
     fetch(new URL('api/chat/transcripts/' + rec.chatId, BASE), { headers: { Authorization: 'Bearer ' + rec.token } })
-      .then(r => r.ok ? r.blob() : Promise.reject()).then(b => saveBlob(b, 'chat-transcript.html'), () => showError(S.dlErr));
+      .then(r => r.ok ? r.blob() : Promise.reject()).then(b => saveBlob(b, 'chat-transcript.html'), () => showError(t('The download failed. Try again in a moment.')));
   }
   async function deleteChat() {
     const btn = ui.delBar.querySelector('.btn');
@@ -888,7 +819,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   });
   document.addEventListener('visibilitychange', markRead);
 
-  // #chatdesk-resume=<one-time code> from an email: take that chat over.
+  // #chatdesk-resume=<one-time code>, from an email.
   function resume() {
     const m = /[#&]chatdesk-resume=([\w-]{1,100})/.exec(location.hash);
     if (!m) return false;
@@ -902,7 +833,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       status = d.resumeChat.chat.status;
     }, e => {
       rec = old;
-      showError(e.code === 'BAD_USER_INPUT' ? S.linkUsed : sentence(e.message));
+      showError(e.code === 'BAD_USER_INPUT' ? t('This link was already used or has expired.') : sentence(e.message));
     }).finally(() => {
       if (hasChat()) { sync(); connect(); }
       open();
@@ -913,7 +844,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   function init() {
     ui = build();
     if (opt.hideSelector) try { document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet(opt.hideSelector + '{display:none!important}')]; } catch { console.warn('Chatdesk: data-hide-selector is not a valid selector'); }
-    for (const o of rec.out || []) msgs.set('c:' + o.c, Object.assign(local(o.c, o.b, o.at), { state: 'failed', auto: true, error: S.queued }));
+    for (const o of rec.out || []) msgs.set('c:' + o.c, Object.assign(local(o.c, o.b, o.at), { state: 'failed', auto: true, error: t('Not sent yet: it goes when the connection is back.') }));
     render(true);
     badge();
     if (!resume() && hasChat()) { sync(); connect(); }
@@ -935,7 +866,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   if (LANG === 'en') start();
   else {
     const s = h('script', { src: new URL(`i18n/${LANG}.js`, script.src).href });
-    s.onload = s.onerror = () => { if (s.strings) strings(s.strings); start(); };
+    s.onload = s.onerror = () => { T = s.strings || T; start(); };
     document.head.append(s);
   }
 })();

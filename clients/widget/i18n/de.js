@@ -1,58 +1,60 @@
 // German for chatdesk.js, which loads this file for data-locale="de" (or a page or browser in
-// German): one line a string, in the order of its KEYS.
-document.currentScript.strings = `Schreiben Sie uns
-Chat öffnen
-Chat schließen
-Frühere Nachrichten
-Hallo! Wie können wir helfen?
-Unterhaltung
-Die Unterhaltung wurde gelöscht.
-Dieser Chat wurde geschlossen. Schreiben Sie, um ihn wieder zu öffnen.
-Der Support schreibt…
-Nachricht
-Nachricht schreiben…
-Senden
-Dateien anhängen
-Neue Unterhaltung beginnen? Diese wird ausgeblendet.
-Abbrechen
-Neue Unterhaltung
-Diese Unterhaltung und ihre Dateien endgültig löschen?
-Löschen
-Mehr
-Verlauf herunterladen
-Unterhaltung löschen
-Name
-E-Mail
-Damit wir antworten können, falls Sie gehen (optional):
-Nein danke
-Speichern
-Wir sind gerade nicht da und antworten bald.
-Der Chat-Server ist nicht erreichbar.
-Dateien dürfen bis zu {0} groß sein.
-Bis zu {0} Dateien pro Nachricht.
-Erlaubte Dateitypen: {0}.
-Die Datei ist leer.
-Bis zu {0} Zeichen pro Nachricht.
-Wird geprüft…
-Wird gesendet…
-Gesendet
-Gelesen
-Nicht gesendet
-Noch nicht gesendet: geht raus, sobald die Verbindung zurück ist.
-Dieser Chat ist beendet. „Erneut versuchen“ beginnt einen neuen.
-Der Download ist fehlgeschlagen. Bitte gleich noch einmal versuchen.
-Dieser Link wurde schon benutzt oder ist abgelaufen.
-Chat öffnen, {0} ungelesen
-Support
-Erneut versuchen
-Entfernen
-Datei abgelaufen
-Herunterladen
-Ohne Dateien senden
-Bearbeiten
-Vorheriges Bild
-Nächstes Bild
-Schließen
-Chat geschlossen
-Chat wieder geöffnet
-Als wartend markiert`;
+// German): each English string of the widget, and how it reads in German.
+document.currentScript.strings = {
+  "Chat with us": "Schreiben Sie uns",
+  "Open chat": "Chat öffnen",
+  "Close chat": "Chat schließen",
+  "Earlier messages": "Frühere Nachrichten",
+  "Hi! How can we help?": "Hallo! Wie können wir helfen?",
+  "Conversation": "Unterhaltung",
+  "The conversation was deleted.": "Die Unterhaltung wurde gelöscht.",
+  "This chat was closed. Write to reopen it.": "Dieser Chat wurde geschlossen. Schreiben Sie, um ihn wieder zu öffnen.",
+  "Support is typing…": "Der Support schreibt…",
+  "Message": "Nachricht",
+  "Write a message…": "Nachricht schreiben…",
+  "Send": "Senden",
+  "Attach files": "Dateien anhängen",
+  "Start a new conversation? This one will be hidden.": "Neue Unterhaltung beginnen? Diese wird ausgeblendet.",
+  "Cancel": "Abbrechen",
+  "New conversation": "Neue Unterhaltung",
+  "Delete this conversation and its files for good?": "Diese Unterhaltung und ihre Dateien endgültig löschen?",
+  "Delete": "Löschen",
+  "More": "Mehr",
+  "Download transcript": "Verlauf herunterladen",
+  "Delete conversation": "Unterhaltung löschen",
+  "Name": "Name",
+  "Email": "E-Mail",
+  "So we can reply if you leave (optional):": "Damit wir antworten können, falls Sie gehen (optional):",
+  "No thanks": "Nein danke",
+  "Save": "Speichern",
+  "We are away right now and reply soon.": "Wir sind gerade nicht da und antworten bald.",
+  "Could not reach the chat server.": "Der Chat-Server ist nicht erreichbar.",
+  "Files may be up to {0}.": "Dateien dürfen bis zu {0} groß sein.",
+  "Up to {0} files per message.": "Bis zu {0} Dateien pro Nachricht.",
+  "Allowed file types: {0}.": "Erlaubte Dateitypen: {0}.",
+  "The file is empty.": "Die Datei ist leer.",
+  "Up to {0} characters per message.": "Bis zu {0} Zeichen pro Nachricht.",
+  "Scanning…": "Wird geprüft…",
+  "Sending…": "Wird gesendet…",
+  "Sent": "Gesendet",
+  "Read": "Gelesen",
+  "Not sent": "Nicht gesendet",
+  "Not sent yet: it goes when the connection is back.": "Noch nicht gesendet: geht raus, sobald die Verbindung zurück ist.",
+  "This chat has ended. Retry to start a new one.": "Dieser Chat ist beendet. „Erneut versuchen“ beginnt einen neuen.",
+  "The download failed. Try again in a moment.": "Der Download ist fehlgeschlagen. Bitte gleich noch einmal versuchen.",
+  "This link was already used or has expired.": "Dieser Link wurde schon benutzt oder ist abgelaufen.",
+  "Open chat, {0} unread": "Chat öffnen, {0} ungelesen",
+  "Support": "Support",
+  "Retry": "Erneut versuchen",
+  "Remove": "Entfernen",
+  "File expired": "Datei abgelaufen",
+  "Download": "Herunterladen",
+  "Send without files": "Ohne Dateien senden",
+  "Edit": "Bearbeiten",
+  "Previous image": "Vorheriges Bild",
+  "Next image": "Nächstes Bild",
+  "Close": "Schließen",
+  "Chat closed": "Chat geschlossen",
+  "Chat reopened": "Chat wieder geöffnet",
+  "Marked as pending": "Als wartend markiert",
+};

@@ -1,58 +1,60 @@
 // Spanish for chatdesk.js, which loads this file for data-locale="es" (or a page or browser in
-// Spanish): one line a string, in the order of its KEYS.
-document.currentScript.strings = `Chatea con nosotros
-Abrir el chat
-Cerrar el chat
-Mensajes anteriores
-¡Hola! ¿En qué podemos ayudarte?
-Conversación
-La conversación se eliminó.
-Este chat se cerró. Escribe para reabrirlo.
-Soporte está escribiendo…
-Mensaje
-Escribe un mensaje…
-Enviar
-Adjuntar archivos
-¿Empezar una conversación nueva? Esta se ocultará.
-Cancelar
-Conversación nueva
-¿Eliminar para siempre esta conversación y sus archivos?
-Eliminar
-Más
-Descargar la transcripción
-Eliminar la conversación
-Nombre
-Correo
-Para responderte si te vas (opcional):
-No, gracias
-Guardar
-Ahora no estamos; responderemos pronto.
-No se pudo conectar con el servidor de chat.
-Archivos de hasta {0}.
-Hasta {0} archivos por mensaje.
-Tipos de archivo permitidos: {0}.
-El archivo está vacío.
-Hasta {0} caracteres por mensaje.
-Analizando…
-Enviando…
-Enviado
-Leído
-No enviado
-Aún no enviado: saldrá cuando vuelva la conexión.
-Este chat terminó. Reintenta para empezar uno nuevo.
-La descarga falló. Inténtalo de nuevo en un momento.
-Este enlace ya se usó o ha caducado.
-Abrir el chat, {0} sin leer
-Soporte
-Reintentar
-Quitar
-Archivo caducado
-Descargar
-Enviar sin archivos
-Editar
-Imagen anterior
-Imagen siguiente
-Cerrar
-Chat cerrado
-Chat reabierto
-Marcado como pendiente`;
+// Spanish): each English string of the widget, and how it reads in Spanish.
+document.currentScript.strings = {
+  "Chat with us": "Chatea con nosotros",
+  "Open chat": "Abrir el chat",
+  "Close chat": "Cerrar el chat",
+  "Earlier messages": "Mensajes anteriores",
+  "Hi! How can we help?": "¡Hola! ¿En qué podemos ayudarte?",
+  "Conversation": "Conversación",
+  "The conversation was deleted.": "La conversación se eliminó.",
+  "This chat was closed. Write to reopen it.": "Este chat se cerró. Escribe para reabrirlo.",
+  "Support is typing…": "Soporte está escribiendo…",
+  "Message": "Mensaje",
+  "Write a message…": "Escribe un mensaje…",
+  "Send": "Enviar",
+  "Attach files": "Adjuntar archivos",
+  "Start a new conversation? This one will be hidden.": "¿Empezar una conversación nueva? Esta se ocultará.",
+  "Cancel": "Cancelar",
+  "New conversation": "Conversación nueva",
+  "Delete this conversation and its files for good?": "¿Eliminar para siempre esta conversación y sus archivos?",
+  "Delete": "Eliminar",
+  "More": "Más",
+  "Download transcript": "Descargar la transcripción",
+  "Delete conversation": "Eliminar la conversación",
+  "Name": "Nombre",
+  "Email": "Correo",
+  "So we can reply if you leave (optional):": "Para responderte si te vas (opcional):",
+  "No thanks": "No, gracias",
+  "Save": "Guardar",
+  "We are away right now and reply soon.": "Ahora no estamos; responderemos pronto.",
+  "Could not reach the chat server.": "No se pudo conectar con el servidor de chat.",
+  "Files may be up to {0}.": "Archivos de hasta {0}.",
+  "Up to {0} files per message.": "Hasta {0} archivos por mensaje.",
+  "Allowed file types: {0}.": "Tipos de archivo permitidos: {0}.",
+  "The file is empty.": "El archivo está vacío.",
+  "Up to {0} characters per message.": "Hasta {0} caracteres por mensaje.",
+  "Scanning…": "Analizando…",
+  "Sending…": "Enviando…",
+  "Sent": "Enviado",
+  "Read": "Leído",
+  "Not sent": "No enviado",
+  "Not sent yet: it goes when the connection is back.": "Aún no enviado: saldrá cuando vuelva la conexión.",
+  "This chat has ended. Retry to start a new one.": "Este chat terminó. Reintenta para empezar uno nuevo.",
+  "The download failed. Try again in a moment.": "La descarga falló. Inténtalo de nuevo en un momento.",
+  "This link was already used or has expired.": "Este enlace ya se usó o ha caducado.",
+  "Open chat, {0} unread": "Abrir el chat, {0} sin leer",
+  "Support": "Soporte",
+  "Retry": "Reintentar",
+  "Remove": "Quitar",
+  "File expired": "Archivo caducado",
+  "Download": "Descargar",
+  "Send without files": "Enviar sin archivos",
+  "Edit": "Editar",
+  "Previous image": "Imagen anterior",
+  "Next image": "Imagen siguiente",
+  "Close": "Cerrar",
+  "Chat closed": "Chat cerrado",
+  "Chat reopened": "Chat reabierto",
+  "Marked as pending": "Marcado como pendiente",
+};

@@ -1,58 +1,60 @@
 // French for chatdesk.js, which loads this file for data-locale="fr" (or a page or browser in
-// French): one line a string, in the order of its KEYS.
-document.currentScript.strings = `Discutons
-Ouvrir le chat
-Fermer le chat
-Messages précédents
-Bonjour ! Comment pouvons-nous vous aider ?
-Conversation
-La conversation a été supprimée.
-Ce chat est clos. Écrivez pour le rouvrir.
-Le support écrit…
-Message
-Écrire un message…
-Envoyer
-Joindre des fichiers
-Commencer une nouvelle conversation ? Celle-ci sera masquée.
-Annuler
-Nouvelle conversation
-Supprimer définitivement cette conversation et ses fichiers ?
-Supprimer
-Plus
-Télécharger la transcription
-Supprimer la conversation
-Nom
-E-mail
-Pour vous répondre si vous partez (facultatif) :
-Non merci
-Enregistrer
-Nous sommes absents et répondrons bientôt.
-Le serveur de chat est injoignable.
-Fichiers de {0} au plus.
-{0} fichiers au plus par message.
-Types de fichiers acceptés : {0}.
-Le fichier est vide.
-{0} caractères au plus par message.
-Analyse…
-Envoi…
-Envoyé
-Lu
-Non envoyé
-Pas encore envoyé : il partira au retour de la connexion.
-Ce chat est terminé. Réessayez pour en commencer un nouveau.
-Le téléchargement a échoué. Réessayez dans un instant.
-Ce lien a déjà été utilisé ou a expiré.
-Ouvrir le chat, {0} non lu(s)
-Support
-Réessayer
-Retirer
-Fichier expiré
-Télécharger
-Envoyer sans les fichiers
-Modifier
-Image précédente
-Image suivante
-Fermer
-Chat clos
-Chat rouvert
-Mis en attente`;
+// French): each English string of the widget, and how it reads in French.
+document.currentScript.strings = {
+  "Chat with us": "Discutons",
+  "Open chat": "Ouvrir le chat",
+  "Close chat": "Fermer le chat",
+  "Earlier messages": "Messages précédents",
+  "Hi! How can we help?": "Bonjour ! Comment pouvons-nous vous aider ?",
+  "Conversation": "Conversation",
+  "The conversation was deleted.": "La conversation a été supprimée.",
+  "This chat was closed. Write to reopen it.": "Ce chat est clos. Écrivez pour le rouvrir.",
+  "Support is typing…": "Le support écrit…",
+  "Message": "Message",
+  "Write a message…": "Écrire un message…",
+  "Send": "Envoyer",
+  "Attach files": "Joindre des fichiers",
+  "Start a new conversation? This one will be hidden.": "Commencer une nouvelle conversation ? Celle-ci sera masquée.",
+  "Cancel": "Annuler",
+  "New conversation": "Nouvelle conversation",
+  "Delete this conversation and its files for good?": "Supprimer définitivement cette conversation et ses fichiers ?",
+  "Delete": "Supprimer",
+  "More": "Plus",
+  "Download transcript": "Télécharger la transcription",
+  "Delete conversation": "Supprimer la conversation",
+  "Name": "Nom",
+  "Email": "E-mail",
+  "So we can reply if you leave (optional):": "Pour vous répondre si vous partez (facultatif) :",
+  "No thanks": "Non merci",
+  "Save": "Enregistrer",
+  "We are away right now and reply soon.": "Nous sommes absents et répondrons bientôt.",
+  "Could not reach the chat server.": "Le serveur de chat est injoignable.",
+  "Files may be up to {0}.": "Fichiers de {0} au plus.",
+  "Up to {0} files per message.": "{0} fichiers au plus par message.",
+  "Allowed file types: {0}.": "Types de fichiers acceptés : {0}.",
+  "The file is empty.": "Le fichier est vide.",
+  "Up to {0} characters per message.": "{0} caractères au plus par message.",
+  "Scanning…": "Analyse…",
+  "Sending…": "Envoi…",
+  "Sent": "Envoyé",
+  "Read": "Lu",
+  "Not sent": "Non envoyé",
+  "Not sent yet: it goes when the connection is back.": "Pas encore envoyé : il partira au retour de la connexion.",
+  "This chat has ended. Retry to start a new one.": "Ce chat est terminé. Réessayez pour en commencer un nouveau.",
+  "The download failed. Try again in a moment.": "Le téléchargement a échoué. Réessayez dans un instant.",
+  "This link was already used or has expired.": "Ce lien a déjà été utilisé ou a expiré.",
+  "Open chat, {0} unread": "Ouvrir le chat, {0} non lu(s)",
+  "Support": "Support",
+  "Retry": "Réessayer",
+  "Remove": "Retirer",
+  "File expired": "Fichier expiré",
+  "Download": "Télécharger",
+  "Send without files": "Envoyer sans les fichiers",
+  "Edit": "Modifier",
+  "Previous image": "Image précédente",
+  "Next image": "Image suivante",
+  "Close": "Fermer",
+  "Chat closed": "Chat clos",
+  "Chat reopened": "Chat rouvert",
+  "Marked as pending": "Mis en attente",
+};

@@ -1,58 +1,60 @@
 // Portuguese for chatdesk.js, which loads this file for data-locale="pt" (or a page or browser in
-// Portuguese): one line a string, in the order of its KEYS.
-document.currentScript.strings = `Fale conosco
-Abrir o chat
-Fechar o chat
-Mensagens anteriores
-Olá! Como podemos ajudar?
-Conversa
-A conversa foi excluída.
-Este chat foi encerrado. Escreva para reabri-lo.
-O suporte está digitando…
-Mensagem
-Escreva uma mensagem…
-Enviar
-Anexar arquivos
-Começar uma nova conversa? Esta será ocultada.
-Cancelar
-Nova conversa
-Excluir para sempre esta conversa e seus arquivos?
-Excluir
-Mais
-Baixar a transcrição
-Excluir a conversa
-Nome
-E-mail
-Para respondermos se você sair (opcional):
-Não, obrigado
-Salvar
-Estamos ausentes e responderemos em breve.
-Não foi possível conectar ao servidor de chat.
-Arquivos de até {0}.
-Até {0} arquivos por mensagem.
-Tipos de arquivo permitidos: {0}.
-O arquivo está vazio.
-Até {0} caracteres por mensagem.
-Verificando…
-Enviando…
-Enviada
-Lida
-Não enviada
-Ainda não enviada: sai quando a conexão voltar.
-Este chat terminou. Tente de novo para começar outro.
-O download falhou. Tente de novo em instantes.
-Este link já foi usado ou expirou.
-Abrir o chat, {0} não lida(s)
-Suporte
-Tentar de novo
-Remover
-Arquivo expirado
-Baixar
-Enviar sem arquivos
-Editar
-Imagem anterior
-Próxima imagem
-Fechar
-Chat encerrado
-Chat reaberto
-Marcado como pendente`;
+// Portuguese): each English string of the widget, and how it reads in Portuguese.
+document.currentScript.strings = {
+  "Chat with us": "Fale conosco",
+  "Open chat": "Abrir o chat",
+  "Close chat": "Fechar o chat",
+  "Earlier messages": "Mensagens anteriores",
+  "Hi! How can we help?": "Olá! Como podemos ajudar?",
+  "Conversation": "Conversa",
+  "The conversation was deleted.": "A conversa foi excluída.",
+  "This chat was closed. Write to reopen it.": "Este chat foi encerrado. Escreva para reabri-lo.",
+  "Support is typing…": "O suporte está digitando…",
+  "Message": "Mensagem",
+  "Write a message…": "Escreva uma mensagem…",
+  "Send": "Enviar",
+  "Attach files": "Anexar arquivos",
+  "Start a new conversation? This one will be hidden.": "Começar uma nova conversa? Esta será ocultada.",
+  "Cancel": "Cancelar",
+  "New conversation": "Nova conversa",
+  "Delete this conversation and its files for good?": "Excluir para sempre esta conversa e seus arquivos?",
+  "Delete": "Excluir",
+  "More": "Mais",
+  "Download transcript": "Baixar a transcrição",
+  "Delete conversation": "Excluir a conversa",
+  "Name": "Nome",
+  "Email": "E-mail",
+  "So we can reply if you leave (optional):": "Para respondermos se você sair (opcional):",
+  "No thanks": "Não, obrigado",
+  "Save": "Salvar",
+  "We are away right now and reply soon.": "Estamos ausentes e responderemos em breve.",
+  "Could not reach the chat server.": "Não foi possível conectar ao servidor de chat.",
+  "Files may be up to {0}.": "Arquivos de até {0}.",
+  "Up to {0} files per message.": "Até {0} arquivos por mensagem.",
+  "Allowed file types: {0}.": "Tipos de arquivo permitidos: {0}.",
+  "The file is empty.": "O arquivo está vazio.",
+  "Up to {0} characters per message.": "Até {0} caracteres por mensagem.",
+  "Scanning…": "Verificando…",
+  "Sending…": "Enviando…",
+  "Sent": "Enviada",
+  "Read": "Lida",
+  "Not sent": "Não enviada",
+  "Not sent yet: it goes when the connection is back.": "Ainda não enviada: sai quando a conexão voltar.",
+  "This chat has ended. Retry to start a new one.": "Este chat terminou. Tente de novo para começar outro.",
+  "The download failed. Try again in a moment.": "O download falhou. Tente de novo em instantes.",
+  "This link was already used or has expired.": "Este link já foi usado ou expirou.",
+  "Open chat, {0} unread": "Abrir o chat, {0} não lida(s)",
+  "Support": "Suporte",
+  "Retry": "Tentar de novo",
+  "Remove": "Remover",
+  "File expired": "Arquivo expirado",
+  "Download": "Baixar",
+  "Send without files": "Enviar sem arquivos",
+  "Edit": "Editar",
+  "Previous image": "Imagem anterior",
+  "Next image": "Próxima imagem",
+  "Close": "Fechar",
+  "Chat closed": "Chat encerrado",
+  "Chat reopened": "Chat reaberto",
+  "Marked as pending": "Marcado como pendente",
+};
