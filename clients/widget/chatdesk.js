@@ -196,8 +196,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
 .lb span{flex:1;display:grid}
 .lb small{color:inherit}
 @media (max-width:480px){.panel{inset:0;width:auto;height:auto;border-radius:0}.open .launch{display:none}textarea{font-size:16px}
-.panel :is(button,input,textarea,.btn){min-width:44px;min-height:44px}.chip .ib{width:44px;height:44px}}
-@media (prefers-reduced-motion:no-preference){.panel{animation:up .18s ease-out}@keyframes up{from{opacity:0;transform:translateY(12px)}}}`;
+.panel :is(button,input,textarea,.btn){min-width:44px;min-height:44px}.chip .ib{width:44px;height:44px}}`;
 
   let policy = { maxFileBytes: 1e7, maxFiles: 3, allowedExtensions: [], allowedMimeTypes: [], maxMessageChars: 5000 };
   const msgs = new Map();
@@ -466,8 +465,8 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     const label = `${a.name}, ${size(a.sizeBytes)}`;
     if (a.purged || !a.url) return h('div', { class: 'card', t: 'attachment', 'data-purged': '' }, h('b', {}, a.name), h('small', {}, t('File expired')));
     const pdf = a.mimeType === 'application/pdf';
-    const link = (cls, onclick, ...kids) => h('a', { class: cls, href: a.url, target: '_blank', rel: 'noopener', download: !cls && !pdf && a.name, t: 'attachment', onclick }, kids);
-    if (!a.thumbnailUrl) return link('card', e => fresh(e, a, m), h('b', {}, a.name), h('small', {}, pdf ? size(a.sizeBytes) : size(a.sizeBytes) + ' · ' + t('Download')));
+    const link = (cls, onclick, ...kids) => h('a', { class: cls, href: a.url, target: '_blank', rel: 'noopener', download: cls === 'card' && !pdf && a.name, t: 'attachment', onclick }, kids);
+    if (!a.thumbnailUrl) return link('card', e => pdf ? tab(e, a) : fresh(e, a, m), h('b', {}, a.name), h('small', {}, pdf ? size(a.sizeBytes) : size(a.sizeBytes) + ' · ' + t('Download')));
     const img = h('img', { alt: label, width: a.width, height: a.height, loading: 'lazy', onload: () => stuck && scrollDown() });
     source(img, a, '/thumbnail');
     return link('thumb', e => { e.preventDefault(); view(a); }, img, h('i', { 'aria-hidden': 'true' }, label));
@@ -477,6 +476,12 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     if (Date.now() - m.t < 240000) return;
     e.preventDefault();
     fetchFile(a, '').then(blob => saveBlob(blob, a.name), () => showError(t('The download failed. Try again in a moment.')));
+  }
+  // A PDF is served as a download: it opens in a new tab from a blob instead.
+  function tab(e, a) {
+    e.preventDefault();
+    const w = window.open();
+    fetchFile(a, '').then(b => { w.location = URL.createObjectURL(b); }, () => { w.close(); showError(t('The download failed. Try again in a moment.')); });
   }
   function source(img, a, suffix) {
     img.onerror = () => {
@@ -843,7 +848,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
 
   function init() {
     ui = build();
-    if (opt.hideSelector) try { document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet(opt.hideSelector + '{display:none!important}')]; } catch { console.warn('Chatdesk: data-hide-selector is not a valid selector'); }
+    if (opt.hideSelector) try { document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet(opt.hideSelector + '{display:none!important}')]; } catch { console.warn('Chatdesk: bad data-hide-selector'); }
     for (const o of rec.out || []) msgs.set('c:' + o.c, Object.assign(local(o.c, o.b, o.at), { state: 'failed', auto: true, error: t('Not sent yet: it goes when the connection is back.') }));
     render(true);
     badge();

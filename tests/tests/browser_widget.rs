@@ -1127,19 +1127,37 @@ async fn images_open_in_a_viewer_with_arrow_keys_and_a_pdf_opens_in_a_new_tab() 
         WAIT,
     )
     .await;
+
+    // The PDF opens in a new tab (the server sends it as a download: the widget shows it from
+    // a blob); its link alone would save it.
+    let pdf_card = format!(
+        "{}.find(a => a.textContent.includes('invoice.pdf'))",
+        w_all("chatdesk-attachment")
+    );
+    let pdf = page
+        .eval(&format!(
+            "(a => [a.target, a.hasAttribute('download')])({pdf_card})"
+        ))
+        .await;
+    assert_eq!(pdf, json!(["_blank", false]));
+    page.click(&pdf_card).await;
+    let tab = wait_for_value(WAIT, || async {
+        let targets = page.call("Target.getTargets", json!({})).await;
+        targets["targetInfos"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| {
+                t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.starts_with("blob:"))
+            })
+            .map(|t| t["url"].as_str().unwrap_or_default().to_owned())
+    })
+    .await;
+    assert!(tab.is_some(), "no new tab with the PDF");
+
     page.press("Escape", 0).await;
     page.wait_for(&format!("{}.hidden", w("chatdesk-panel")), WAIT)
         .await;
-
-    // The PDF's card opens it in a new tab rather than saving it.
-    let pdf = page
-        .eval(&format!(
-            "(a => [a.target, a.hasAttribute('download'), a.textContent])({}.find(a => a.textContent.includes('invoice.pdf')))",
-            w_all("chatdesk-attachment")
-        ))
-        .await;
-    assert_eq!(pdf[0], "_blank", "{pdf}");
-    assert_eq!(pdf[1], false, "{pdf}");
     assert_no_script_errors(&page);
 }
 
