@@ -237,7 +237,7 @@ impl Chat {
     }
 
     /// Status changes (closed, reopened, pending…), oldest first, to show as system lines
-    /// between the messages: the newest `last` (at most 100) with `since <= createdAt` and
+    /// between the messages: the newest `last` (default 50, at most 100) with `since <= createdAt` and
     /// `createdAt < until`, each bound when given. To match a page of messages, pass the
     /// oldest message's `createdAt` as `since` while older messages remain.
     async fn status_events(
@@ -245,10 +245,10 @@ impl Chat {
         ctx: &Context<'_>,
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
-        #[graphql(default = 50)] last: i32,
+        last: Option<i32>,
     ) -> Result<Vec<StatusEvent>> {
-        let last =
-            u64::try_from(last).map_err(|_| Error::bad_input("last must not be negative"))?;
+        let last = u64::try_from(last.unwrap_or(50))
+            .map_err(|_| Error::bad_input("last must not be negative"))?;
         let db = &app(ctx)?.db;
         let events =
             chats::status_events(db, viewer(ctx), self.model.id, since, until, last).await?;
