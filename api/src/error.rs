@@ -18,6 +18,13 @@ pub enum Error {
     Forbidden,
     NotFound(&'static str),
     BadInput(String),
+    /// Bad input in one named field, with a machine-readable reason (`extensions.field` and
+    /// `extensions.reason`), so a form can say what is wrong where.
+    InvalidField {
+        field: &'static str,
+        reason: &'static str,
+        message: String,
+    },
     RateLimited {
         retry_after_seconds: u64,
     },
@@ -46,7 +53,7 @@ impl Error {
             Self::Unauthenticated | Self::WrongCredentials => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
-            Self::BadInput(_) => "BAD_USER_INPUT",
+            Self::BadInput(_) | Self::InvalidField { .. } => "BAD_USER_INPUT",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::FileTooLarge { .. } => "FILE_TOO_LARGE",
             Self::TooManyFiles { .. } => "TOO_MANY_FILES",
@@ -63,9 +70,10 @@ impl Error {
             Self::Unauthenticated | Self::WrongCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::BadInput(_) | Self::MessageTooLong { .. } | Self::TooManyFiles { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::BadInput(_)
+            | Self::InvalidField { .. }
+            | Self::MessageTooLong { .. }
+            | Self::TooManyFiles { .. } => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedFileType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -84,7 +92,9 @@ impl Error {
             Self::WrongCredentials => "wrong email or password".into(),
             Self::Forbidden => "you may not do that".into(),
             Self::NotFound(what) => format!("{what} not found"),
-            Self::BadInput(message) | Self::UnsupportedFileType(message) => message.clone(),
+            Self::BadInput(message)
+            | Self::UnsupportedFileType(message)
+            | Self::InvalidField { message, .. } => message.clone(),
             Self::RateLimited {
                 retry_after_seconds,
             } => {
@@ -165,6 +175,10 @@ impl ErrorExtensions for Error {
             } = self
             {
                 extensions.set("retryAfterSeconds", *retry_after_seconds);
+            }
+            if let Self::InvalidField { field, reason, .. } = self {
+                extensions.set("field", *field);
+                extensions.set("reason", *reason);
             }
         })
     }

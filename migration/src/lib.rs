@@ -12,6 +12,7 @@ mod m20261129_000102_site_settings;
 mod m20261129_000200_chat_erasures;
 mod m20261129_000300_rate_limits;
 mod m20261129_000500_webhooks;
+mod m20261129_000600_admin_labels_without_email;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000200_chat_erasures::Migration),
             Box::new(m20261129_000300_rate_limits::Migration),
             Box::new(m20261129_000500_webhooks::Migration),
+            Box::new(m20261129_000600_admin_labels_without_email::Migration),
         ]
     }
 }

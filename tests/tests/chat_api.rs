@@ -767,6 +767,281 @@ async fn a_password_change_retires_older_admin_tokens(backend: Backend) {
     assert_eq!(error_code(&refused), Some("UNAUTHENTICATED"));
 }
 
+const PROFILE: &str =
+    "mutation($name: String!) { updateMyProfile(displayName: $name) { id email name initials } }";
+const AUTHORED: &str = "query($id: UUID!) { chat(id: $id) { messages(last: 50) { edges { node { \
+     id sender senderLabel body author { displayName initials } } } } } }";
+
+/// The `(field, reason)` of a refused display name, after checking its code.
+fn refusal(response: &Value) -> (String, String) {
+    assert_eq!(error_code(response), Some("BAD_USER_INPUT"), "{response}");
+    let extensions = &response["errors"][0]["extensions"];
+    (
+        extensions["field"].as_str().unwrap_or_default().to_owned(),
+        extensions["reason"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+async fn an_admin_sets_a_display_name_that_visitors_see_on_replies_and_in_the_header(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin_token().await;
+    let (chat_id, visitor) = app.start_chat(Some("Ada")).await;
+    app.send(&visitor, &chat_id, "Hello?").await;
+    let me = "{ me { name initials } }";
+    // The first admin starts as "Admin".
+    assert_eq!(
+        app.data(me, json!({}), Some(&admin)).await["me"],
+        json!({ "name": "Admin", "initials": "A" })
+    );
+
+    // Refused names, each with its reason, and nothing changes.
+    for (name, reason) in [
+        ("   ", "EMPTY"),
+        ("\u{7}\t", "EMPTY"),
+        (&*"x".repeat(61), "TOO_LONG"),
+        ("anna@example.com", "LOOKS_LIKE_EMAIL"),
+    ] {
+        let refused = app
+            .graphql(PROFILE, json!({ "name": name }), Some(&admin))
+            .await;
+        assert_eq!(
+            refusal(&refused),
+            ("displayName".to_owned(), reason.to_owned()),
+            "{name:?}"
+        );
+    }
+    assert_eq!(
+        app.data(me, json!({}), Some(&admin)).await["me"]["name"],
+        "Admin"
+    );
+    // Only an admin has a profile.
+    let by_visitor = app
+        .graphql(PROFILE, json!({ "name": "Mallory" }), Some(&visitor))
+        .await;
+    assert_eq!(error_code(&by_visitor), Some("FORBIDDEN"), "{by_visitor}");
+    let anonymous = app
+        .graphql(PROFILE, json!({ "name": "Mallory" }), None)
+        .await;
+    assert_eq!(
+        error_code(&anonymous),
+        Some("UNAUTHENTICATED"),
+        "{anonymous}"
+    );
+
+    // A good one is trimmed; 60 characters are fine.
+    let set = app
+        .data(PROFILE, json!({ "name": "  Anna Berg \n" }), Some(&admin))
+        .await["updateMyProfile"]
+        .clone();
+    assert_eq!(set["name"], "Anna Berg");
+    assert_eq!(set["initials"], "AB");
+    assert_eq!(set["email"], ADMIN_EMAIL);
+
+    // The very next reply carries it (the instance forgot the admin's remembered row), and the
+    // visitor sees who answered, never the email.
+    app.send(&admin, &chat_id, "Hi Ada, Anna here.").await;
+    let thread = nodes(
+        &app.data(AUTHORED, json!({ "id": chat_id }), Some(&visitor))
+            .await["chat"]["messages"],
+    );
+    assert_eq!(thread[0]["sender"], "VISITOR");
+    assert_eq!(thread[0]["author"], Value::Null);
+    assert_eq!(thread[1]["sender"], "ADMIN");
+    assert_eq!(
+        thread[1]["author"],
+        json!({ "displayName": "Anna Berg", "initials": "AB" })
+    );
+    assert_eq!(thread[1]["senderLabel"], "Anna Berg");
+
+    // The widget's header: the team's names and initials, to anyone, and no email.
+    let settings = app
+        .graphql(
+            "{ widgetSettings { available awayText team { displayName initials } } }",
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        settings["data"]["widgetSettings"]["team"],
+        json!([{ "displayName": "Anna Berg", "initials": "AB" }]),
+        "{settings}"
+    );
+    assert!(!settings.to_string().contains('@'), "{settings}");
+
+    // An admin without a display name answers as nobody in particular: no author, no label,
+    // and the email appears nowhere the visitor reads; the header leaves them out.
+    let password = "another long passphrase";
+    api::service::admins::create(&app.state.db, "ben@example.com", None, password)
+        .await
+        .expect("second admin");
+    let ben = app
+        .data(
+            "mutation($password: String!) { login(email: \"ben@example.com\", password: $password) { token } }",
+            json!({ "password": password }),
+            None,
+        )
+        .await["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let from_ben = app.send(&ben, &chat_id, "Ben here.").await;
+    let seen = app
+        .graphql(AUTHORED, json!({ "id": chat_id }), Some(&visitor))
+        .await;
+    let thread = nodes(&seen["data"]["chat"]["messages"]);
+    assert_eq!(thread[2]["id"], from_ben["id"]);
+    assert_eq!(thread[2]["author"], Value::Null);
+    assert_eq!(thread[2]["senderLabel"], Value::Null);
+    assert!(!seen.to_string().contains("ben@example.com"), "{seen}");
+    let team = app
+        .data(
+            "{ widgetSettings { team { displayName } } }",
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        team["widgetSettings"]["team"],
+        json!([{ "displayName": "Anna Berg" }])
+    );
+}
+
+const STATUS_EVENTS: &str = "query($id: UUID!, $since: DateTime, $until: DateTime, $last: Int) { chat(id: $id) { \
+     statusEvents(since: $since, until: $until, last: $last) { id createdAt from to by author { displayName initials } } } }";
+
+async fn status_events(
+    app: &common::TestApp,
+    token: &str,
+    chat_id: &str,
+    variables: Value,
+) -> Vec<Value> {
+    let mut variables = variables;
+    variables["id"] = json!(chat_id);
+    app.data(STATUS_EVENTS, variables, Some(token)).await["chat"]["statusEvents"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn status_changes_are_listed_for_the_thread_and_announced_live(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin_token().await;
+    let (chat_id, visitor) = app.start_chat(Some("Lin")).await;
+    let first = app.send(&visitor, &chat_id, "My invoice is wrong").await;
+    assert!(
+        status_events(&app, &visitor, &chat_id, json!({}))
+            .await
+            .is_empty()
+    );
+
+    let mut live = common::ws::subscribe(
+        app.port,
+        Some(&visitor),
+        "subscription($id: UUID!) { chatEvents(chatId: $id) { kind chat { status } \
+           statusEvent { id from to by author { displayName } } } }",
+        json!({ "id": chat_id }),
+    )
+    .await;
+    set_status(&app, &admin, &chat_id, "CLOSED").await;
+    let closed = live.expect_kind("chatEvents", "STATUS_CHANGED").await;
+    assert_eq!(closed["chat"]["status"], "CLOSED");
+    assert_eq!(closed["statusEvent"]["from"], "OPEN");
+    assert_eq!(closed["statusEvent"]["to"], "CLOSED");
+    assert_eq!(closed["statusEvent"]["by"], "ADMIN");
+    assert_eq!(
+        closed["statusEvent"]["author"],
+        json!({ "displayName": "Admin" })
+    );
+
+    // The visitor writing reopens it: a status line by the visitor, announced too.
+    let second = app.send(&visitor, &chat_id, "One more thing").await;
+    let reopened = live.expect_kind("chatEvents", "STATUS_CHANGED").await;
+    assert_eq!(reopened["statusEvent"]["from"], "CLOSED");
+    assert_eq!(reopened["statusEvent"]["to"], "OPEN");
+    assert_eq!(reopened["statusEvent"]["by"], "VISITOR");
+    assert_eq!(reopened["statusEvent"]["author"], Value::Null);
+    set_status(&app, &admin, &chat_id, "PENDING").await;
+    let pending = live.expect_kind("chatEvents", "STATUS_CHANGED").await;
+    assert_eq!(pending["statusEvent"]["to"], "PENDING");
+
+    // Both sides list the same three, oldest first, each between the messages it came between.
+    let events = status_events(&app, &visitor, &chat_id, json!({})).await;
+    assert_eq!(
+        events,
+        status_events(&app, &admin, &chat_id, json!({})).await
+    );
+    let steps: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["from"].as_str().unwrap(),
+                e["to"].as_str().unwrap(),
+                e["by"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("OPEN", "CLOSED", "ADMIN"),
+            ("CLOSED", "OPEN", "VISITOR"),
+            ("OPEN", "PENDING", "ADMIN")
+        ]
+    );
+    assert_eq!(events[0]["id"], closed["statusEvent"]["id"]);
+    assert_eq!(events[1]["id"], reopened["statusEvent"]["id"]);
+    assert_eq!(events[2]["id"], pending["statusEvent"]["id"]);
+    assert!(time(&first["createdAt"]) <= time(&events[0]["createdAt"]));
+    assert!(time(&events[0]["createdAt"]) <= time(&events[1]["createdAt"]));
+    // The reopening comes just before the message that caused it.
+    assert!(time(&events[1]["createdAt"]) <= time(&second["createdAt"]));
+    assert!(time(&second["createdAt"]) <= time(&events[2]["createdAt"]));
+    assert_eq!(events[0]["author"]["initials"], "A");
+
+    // Bounds and the newest `last`.
+    let since = status_events(
+        &app,
+        &visitor,
+        &chat_id,
+        json!({ "since": events[1]["createdAt"] }),
+    )
+    .await;
+    assert_eq!(since, events[1..]);
+    let until = status_events(
+        &app,
+        &visitor,
+        &chat_id,
+        json!({ "until": events[1]["createdAt"] }),
+    )
+    .await;
+    assert_eq!(until, events[..1]);
+    let newest = status_events(&app, &admin, &chat_id, json!({ "last": 1 })).await;
+    assert_eq!(newest, events[2..]);
+    for last in [-1, 101] {
+        let refused = app
+            .graphql(
+                STATUS_EVENTS,
+                json!({ "id": chat_id, "last": last }),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+    }
+
+    // Another visitor learns nothing of this chat's history.
+    let (_, stranger) = app.start_chat(None).await;
+    let refused = app
+        .graphql(STATUS_EVENTS, json!({ "id": chat_id }), Some(&stranger))
+        .await;
+    assert!(
+        refused["data"]["chat"].is_null() || refused.get("errors").is_some(),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("CLOSED"), "{refused}");
+}
+
 backend_tests!(
     a_visitor_and_an_admin_hold_a_whole_conversation,
     status_changes_are_recorded_and_a_visitor_message_reopens_a_closed_chat,
@@ -778,4 +1053,6 @@ backend_tests!(
     an_admin_asking_for_a_missing_chat_gets_null_or_not_found,
     invalid_input_is_refused_with_its_code_and_stores_nothing,
     a_password_change_retires_older_admin_tokens,
+    an_admin_sets_a_display_name_that_visitors_see_on_replies_and_in_the_header,
+    status_changes_are_listed_for_the_thread_and_announced_live,
 );

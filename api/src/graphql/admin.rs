@@ -55,4 +55,16 @@ impl AdminMutation {
             admin: admin.into(),
         })
     }
+
+    /// Sets the signed-in admin's display name, which visitors see on their replies (and in the
+    /// widget's header). Trimmed, 1-60 characters, not an email address; a bad one is
+    /// `BAD_USER_INPUT` with `extensions.field = "displayName"` and `extensions.reason` one of
+    /// `EMPTY`, `TOO_LONG`, `LOOKS_LIKE_EMAIL`. Admins only.
+    async fn update_my_profile(&self, ctx: &Context<'_>, display_name: String) -> Result<Admin> {
+        let admin = viewer(ctx).require_admin()?;
+        let app = app(ctx)?;
+        let updated = admins::update_profile(&app.db, admin.id, &display_name).await?;
+        app.admin_rows.forget(updated.id);
+        Ok(updated.into())
+    }
 }

@@ -6,11 +6,11 @@ use chrono::NaiveTime;
 
 use super::chat::StartChatPayload;
 use super::schema::{app, client_address, viewer};
-use super::types::Chat;
+use super::types::{Chat, MessageAuthor};
 use crate::auth::viewer::Side;
 use crate::error::Error;
 use crate::service::away::{self, OfficeHours as StoredHours, Range};
-use crate::service::notifications;
+use crate::service::{admins, notifications};
 use entity::admin_notification_pref::EmailPreference as StoredPreference;
 
 type Result<T> = async_graphql::Result<T>;
@@ -178,6 +178,9 @@ pub struct WidgetSettings {
     pub reply_time: Option<String>,
     /// Whether a visitor who leaves an email gets replies by email.
     pub email_replies: bool,
+    /// Up to 5 of the team with a display name, most recently signed in first, for the
+    /// widget's header. Empty when nobody has set one.
+    pub team: Vec<MessageAuthor>,
 }
 
 #[derive(Default)]
@@ -205,6 +208,11 @@ impl NotifyQuery {
             away_text: if available { None } else { hours.away_text },
             reply_time: if available { hours.reply_time } else { None },
             email_replies: app.notify.email_enabled(),
+            team: admins::team(&app.db)
+                .await?
+                .iter()
+                .filter_map(|admin| admin.name.as_deref().map(MessageAuthor::new))
+                .collect(),
         })
     }
 

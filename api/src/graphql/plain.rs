@@ -431,7 +431,7 @@ mod tests {
                     "readAt",
                     "clientMessageId",
                 ],
-                &[("attachments", "Attachment")],
+                &[("attachments", "Attachment"), ("author", "MessageAuthor")],
             ),
             "Attachment" => (
                 &[
@@ -458,6 +458,7 @@ mod tests {
                 &[("visitor", "Visitor"), ("lastMessage", "Message")],
             ),
             "Visitor" => (&["name", "email", "phone"], &[]),
+            "MessageAuthor" => (&["displayName", "initials"], &[]),
             _ => (&[], &[]),
         }
     }

@@ -7,7 +7,7 @@ use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use super::schema::{app, viewer};
-use super::types::{Chat, Message, Sender};
+use super::types::{Chat, Message, Sender, StatusEvent};
 use crate::auth::Viewer;
 use crate::auth::viewer::Side;
 use crate::realtime::{Notice, NoticeKind};
@@ -55,6 +55,7 @@ pub struct ChatEvent {
     message: Option<Message>,
     typing: Option<bool>,
     sender: Option<Sender>,
+    status_event: Option<StatusEvent>,
 }
 
 /// A change in a chat, with the chat as it is now.
@@ -83,6 +84,12 @@ impl ChatEvent {
     /// The side that caused the event, where there is one.
     async fn sender(&self) -> Option<Sender> {
         self.sender
+    }
+
+    /// For `STATUS_CHANGED`: the change, as `Chat.statusEvents` lists it (for the thread's
+    /// system line).
+    async fn status_event(&self) -> Option<&StatusEvent> {
+        self.status_event.as_ref()
     }
 }
 
@@ -218,6 +225,7 @@ async fn resolve(
             message: None,
             typing: None,
             sender: None,
+            status_event: None,
         }));
     }
     let chat = match chats::get(&app.db, viewer, notice.chat_id).await {
@@ -231,11 +239,22 @@ async fn resolve(
             .map(|message| Message::new(message, &chat)),
         None => None,
     };
+    let status_event = match notice.event_id {
+        Some(id) => {
+            let found = chats::status_event(&app.db, chat.id, id).await?;
+            StatusEvent::load(&app.db, found.into_iter().collect())
+                .await?
+                .into_iter()
+                .next()
+        }
+        None => None,
+    };
     Ok(Some(ChatEvent {
         kind: notice.kind.into(),
         chat: Chat::new(chat, side),
         message,
         typing: notice.typing,
         sender: notice.side.map(|s| Side::from(s).into()),
+        status_event,
     }))
 }

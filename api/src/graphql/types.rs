@@ -11,6 +11,7 @@ use super::plain::{self, Plain, PlainFields};
 use super::schema::{app, viewer};
 use crate::auth::viewer::Side;
 use crate::error::Error;
+use crate::service::admins;
 use crate::service::chats::{self, ChatFilter};
 use crate::service::cursor::Cursor;
 use crate::service::messages::{self, PageArgs};
@@ -235,6 +236,25 @@ impl Chat {
         Ok(unread_to_i32(count.unwrap_or(0)))
     }
 
+    /// Status changes (closed, reopened, pending…), oldest first, to show as system lines
+    /// between the messages: the newest `last` (default 50, at most 100) with `since <= createdAt` and
+    /// `createdAt < until`, each bound when given. To match a page of messages, pass the
+    /// oldest message's `createdAt` as `since` while older messages remain.
+    async fn status_events(
+        &self,
+        ctx: &Context<'_>,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+        last: Option<i32>,
+    ) -> Result<Vec<StatusEvent>> {
+        let last = u64::try_from(last.unwrap_or(50))
+            .map_err(|_| Error::bad_input("last must not be negative"))?;
+        let db = &app(ctx)?.db;
+        let events =
+            chats::status_events(db, viewer(ctx), self.model.id, since, until, last).await?;
+        Ok(StatusEvent::load(db, events).await?)
+    }
+
     /// The thread, oldest first within a page. `last: N` gives the newest N messages, `before`
     /// pages back through older ones, `after` fetches what came since a cursor (for polling).
     async fn messages(
@@ -326,6 +346,50 @@ impl Message {
     }
 }
 
+impl Message {
+    fn author_of(&self) -> Option<MessageAuthor> {
+        match self.model.sender_type {
+            chat_message::SenderType::Admin => {
+                self.model.sender_label.as_deref().map(MessageAuthor::new)
+            }
+            chat_message::SenderType::Visitor => None,
+        }
+    }
+}
+
+/// A member of the team as visitors see them: a display name and initials, never an email.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct MessageAuthor {
+    /// The admin's display name (1-60 characters).
+    pub display_name: String,
+    /// One or two capital letters for an avatar: the first letters of the name's first and last
+    /// words.
+    pub initials: String,
+}
+
+impl MessageAuthor {
+    pub fn new(display_name: &str) -> Self {
+        Self {
+            display_name: display_name.to_owned(),
+            initials: admins::initials(display_name),
+        }
+    }
+}
+
+impl PlainFields for MessageAuthor {
+    fn plain_field<'a>(
+        &self,
+        _ctx: &ContextSelectionSet<'a>,
+        field: &'a Positioned<Field>,
+    ) -> Option<Value> {
+        match field.node.name.node.as_str() {
+            "displayName" => plain::scalar(&self.display_name),
+            "initials" => plain::scalar(&self.initials),
+            _ => None,
+        }
+    }
+}
+
 impl PlainFields for Message {
     fn plain_field<'a>(
         &self,
@@ -337,6 +401,10 @@ impl PlainFields for Message {
             "chatId" => plain::scalar(&self.model.chat_id),
             "sender" => plain::scalar(&Sender::from(self.model.sender_type)),
             "senderLabel" => plain::scalar(&self.model.sender_label),
+            "author" => match self.author_of() {
+                Some(author) => plain::object(&author, ctx, field),
+                None => Some(Value::Null),
+            },
             "body" => plain::scalar(&self.model.message),
             "createdAt" => plain::scalar(&self.model.created_at),
             "readAt" => plain::scalar(&self.read_at),
@@ -374,9 +442,16 @@ impl Message {
         self.model.sender_type.into()
     }
 
-    /// The admin's name, or the visitor's name when they gave one.
+    /// The admin's display name when they had one, or the visitor's name when they gave one.
+    /// Never an email.
     async fn sender_label(&self) -> Option<&str> {
         self.model.sender_label.as_deref()
+    }
+
+    /// Who of the team wrote it: the admin's display name (as it was when sent) and initials.
+    /// Null for the visitor's messages, and for an admin's sent before they had a display name.
+    async fn author(&self) -> Option<MessageAuthor> {
+        self.author_of()
     }
 
     /// The text; null for an attachment-only message. Plain text: render it as text, never HTML.
@@ -638,8 +713,11 @@ pub struct Admin {
     pub id: Uuid,
     /// Lower-cased; the sign-in name.
     pub email: String,
-    /// Shown to visitors as the sender of the admin's messages.
+    /// The display name, shown to visitors as the sender of the admin's messages
+    /// (`updateMyProfile`). Without one, visitors see no name.
     pub name: Option<String>,
+    /// The display name's initials, for an avatar.
+    pub initials: Option<String>,
 }
 
 impl From<admin::Model> for Admin {
@@ -647,6 +725,7 @@ impl From<admin::Model> for Admin {
         Self {
             id: model.id,
             email: model.email,
+            initials: model.name.as_deref().map(admins::initials),
             name: model.name,
         }
     }
@@ -668,4 +747,64 @@ pub struct UploadPolicy {
     /// Uploads are checked by a virus scanner before they are stored (clients may say
     /// "Scanning…" while a message with files is on its way).
     pub virus_scanned: bool,
+}
+
+/// A change of a chat's status, for a system line in the thread ("Chat closed").
+#[derive(SimpleObject, Clone, Debug)]
+pub struct StatusEvent {
+    /// A UUIDv7: time-ordered.
+    pub id: Uuid,
+    /// When it happened; put it between the messages by this time.
+    pub created_at: DateTime<Utc>,
+    /// The status before.
+    pub from: ChatStatus,
+    /// The status after.
+    pub to: ChatStatus,
+    /// `VISITOR` when the visitor's message reopened a closed chat, `ADMIN` for an admin's
+    /// change.
+    pub by: Sender,
+    /// The admin who changed it, when they have a display name (never their email).
+    pub author: Option<MessageAuthor>,
+}
+
+impl StatusEvent {
+    /// The chat's status events as the API shows them, with their admins' names (one query for
+    /// all of them). An event whose data cannot be read is left out rather than failing the
+    /// thread.
+    pub async fn load(
+        db: &impl sea_orm::ConnectionTrait,
+        events: Vec<entity::chat_event::Model>,
+    ) -> crate::error::Result<Vec<Self>> {
+        let admin_of = |event: &entity::chat_event::Model| {
+            event
+                .actor
+                .strip_prefix("admin:")
+                .and_then(|id| Uuid::parse_str(id).ok())
+        };
+        let ids: Vec<Uuid> = events.iter().filter_map(admin_of).collect();
+        let names = admins::display_names(db, &ids).await?;
+        Ok(events
+            .iter()
+            .filter_map(|event| {
+                let data = event.data.as_ref()?;
+                let status =
+                    |key: &str| chats::parse_status(data.get(key)?.as_str()?).map(ChatStatus::from);
+                let admin = admin_of(event);
+                Some(Self {
+                    id: event.id,
+                    created_at: event.created_at,
+                    from: status("from")?,
+                    to: status("to")?,
+                    by: if admin.is_some() {
+                        Sender::Admin
+                    } else {
+                        Sender::Visitor
+                    },
+                    author: admin
+                        .and_then(|id| names.get(&id))
+                        .map(|name| MessageAuthor::new(name)),
+                })
+            })
+            .collect())
+    }
 }

@@ -33,6 +33,9 @@ pub struct Notice {
     /// The side that caused the event (who read, who typed, who wrote).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub side: Option<SideName>,
+    /// The `chat_events` row of a status change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +70,13 @@ impl Notice {
             message_id: None,
             typing: None,
             side: None,
+            event_id: None,
         }
+    }
+
+    pub fn with_event(mut self, event_id: Uuid) -> Self {
+        self.event_id = Some(event_id);
+        self
     }
 
     pub fn with_message(mut self, message_id: Uuid) -> Self {

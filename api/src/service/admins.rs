@@ -150,3 +150,146 @@ pub async fn ensure_first_admin(
     let admin = create(db, email, Some("Admin"), &password).await?;
     Ok(Some((admin, generated)))
 }
+
+/// The longest display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 60;
+
+/// Checks a display name: trimmed and without control characters, 1 to
+/// [`MAX_DISPLAY_NAME_CHARS`] characters, and not an email address (visitors see it, and an
+/// admin's email is not theirs to see).
+pub fn display_name(value: &str) -> Result<String> {
+    let invalid = |reason, message: String| Error::InvalidField {
+        field: "displayName",
+        reason,
+        message,
+    };
+    // Trimmed again: a stripped control character may have stood before a space.
+    let cleaned = domain::short_text("displayName", Some(value), usize::MAX)?
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    if cleaned.is_empty() {
+        return Err(invalid(
+            "EMPTY",
+            "the display name must not be empty".into(),
+        ));
+    }
+    if cleaned.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(invalid(
+            "TOO_LONG",
+            format!("the display name may be at most {MAX_DISPLAY_NAME_CHARS} characters"),
+        ));
+    }
+    if matches!(domain::email(Some(&cleaned)), Ok(Some(_))) {
+        return Err(invalid(
+            "LOOKS_LIKE_EMAIL",
+            "the display name is shown to visitors: use a name, not an email address".into(),
+        ));
+    }
+    Ok(cleaned)
+}
+
+/// One or two capital letters for an avatar: the first letter of the first word and of the last
+/// ("Anna Berg" → "AB", "anna" → "A"). A word's first letter or digit counts; a name of neither
+/// (say an emoji) gives its first character.
+pub fn initials(name: &str) -> String {
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let first_of = |word: &str| word.chars().find(|c| c.is_alphanumeric());
+    let mut letters: Vec<char> = Vec::new();
+    if let Some(c) = words.iter().find_map(|word| first_of(word)) {
+        letters.push(c);
+    }
+    if words.len() > 1
+        && let Some(c) = words.last().and_then(|word| first_of(word))
+    {
+        letters.push(c);
+    }
+    if letters.is_empty() {
+        return name.trim().chars().take(1).collect();
+    }
+    letters.into_iter().flat_map(char::to_uppercase).collect()
+}
+
+/// Sets the signed-in admin's display name. Their earlier replies keep the name they were sent
+/// with; replies from now on carry the new one (on every instance within seconds: the admin's
+/// remembered row is forgotten here, and on Postgres announced to the others).
+pub async fn update_profile(
+    db: &impl ConnectionTrait,
+    admin_id: Uuid,
+    display_name: &str,
+) -> Result<admin::Model> {
+    let name = self::display_name(display_name)?;
+    let admin = get(db, admin_id).await?;
+    if admin.name.as_deref() == Some(name.as_str()) {
+        return Ok(admin);
+    }
+    let mut active = admin.into_active_model();
+    active.name = Set(Some(name));
+    let admin = active.update(db).await?;
+    announce_change(db, admin.id).await?;
+    Ok(admin)
+}
+
+/// The display names of these admins, by id; admins without one are left out.
+pub async fn display_names(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, String>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(admin::Entity::find()
+        .filter(admin::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|admin| Some((admin.id, admin.name?)))
+        .collect())
+}
+
+/// How many team members the widget's header may show.
+pub const TEAM_SIZE: u64 = 5;
+
+/// The admins visitors may see in the widget's header: those with a display name, most recently
+/// signed in first.
+pub async fn team(db: &impl ConnectionTrait) -> Result<Vec<admin::Model>> {
+    use sea_orm::QuerySelect;
+    use sea_orm::sea_query::{NullOrdering, Order};
+    Ok(admin::Entity::find()
+        .filter(admin::Column::Name.is_not_null())
+        .order_by_with_nulls(admin::Column::LastLoginAt, Order::Desc, NullOrdering::Last)
+        .order_by_asc(admin::Column::CreatedAt)
+        .limit(TEAM_SIZE)
+        .all(db)
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initials_take_the_first_and_last_words() {
+        assert_eq!(initials("Anna Berg"), "AB");
+        assert_eq!(initials("anna"), "A");
+        assert_eq!(initials("Jean-Luc  de la Picard"), "JP");
+        assert_eq!(initials("  éva   örs "), "ÉÖ");
+        assert_eq!(initials("(Support) Team"), "ST");
+        assert_eq!(initials("🙂"), "🙂");
+    }
+
+    #[test]
+    fn display_names_are_checked() {
+        assert_eq!(display_name("  Anna Berg \n").unwrap(), "Anna Berg");
+        let reason = |value: &str| match display_name(value) {
+            Err(Error::InvalidField { reason, .. }) => reason,
+            other => panic!("{value:?}: {other:?}"),
+        };
+        assert_eq!(reason("   "), "EMPTY");
+        assert_eq!(reason("\u{7}\u{1b}"), "EMPTY");
+        assert_eq!(reason(&"x".repeat(61)), "TOO_LONG");
+        assert_eq!(display_name(&"é".repeat(60)).unwrap().chars().count(), 60);
+        assert_eq!(reason("anna@example.com"), "LOOKS_LIKE_EMAIL");
+        assert_eq!(display_name("Anna @ Support").unwrap(), "Anna @ Support");
+    }
+}

@@ -142,7 +142,7 @@ pub async fn set_status(
     active.updated_at = Set(now());
     let chat = active.update(&txn).await?;
     let data = serde_json::json!({ "from": status_name(from), "to": status_name(status) });
-    record(
+    let event_id = record(
         &txn,
         chat_id,
         EventKind::StatusChanged,
@@ -157,7 +157,7 @@ pub async fn set_status(
         .await?;
     txn.commit().await?;
     hooks.committed();
-    bus.publish(Notice::new(NoticeKind::StatusChanged, chat_id))
+    bus.publish(Notice::new(NoticeKind::StatusChanged, chat_id).with_event(event_id))
         .await;
     Ok(chat)
 }
@@ -576,16 +576,17 @@ pub fn status_name(status: ChatStatus) -> &'static str {
     }
 }
 
-/// Appends to the chat's history (`chat_events`).
+/// Appends to the chat's history (`chat_events`). Returns the event's id.
 pub async fn record(
     db: &impl ConnectionTrait,
     chat_id: Uuid,
     kind: EventKind,
     actor: &str,
     data: Option<serde_json::Value>,
-) -> Result<()> {
+) -> Result<Uuid> {
+    let id = Uuid::now_v7();
     chat_event::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         chat_id: Set(chat_id),
         kind: Set(kind),
         actor: Set(actor.to_owned()),
@@ -594,7 +595,68 @@ pub async fn record(
     }
     .insert(db)
     .await?;
-    Ok(())
+    Ok(id)
+}
+
+/// The most status changes one `statusEvents` call returns.
+pub const MAX_STATUS_EVENTS: u64 = 100;
+
+/// The chat's status changes with `since <= created_at < until` (each bound when given): the
+/// newest `last`, oldest first, so that clients can put them between the messages they show.
+pub async fn status_events(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    chat_id: Uuid,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    last: u64,
+) -> Result<Vec<chat_event::Model>> {
+    viewer.require_chat(chat_id)?;
+    if last > MAX_STATUS_EVENTS {
+        return Err(Error::bad_input(format!(
+            "last may be at most {MAX_STATUS_EVENTS}"
+        )));
+    }
+    let mut query = chat_event::Entity::find()
+        .filter(chat_event::Column::ChatId.eq(chat_id))
+        .filter(chat_event::Column::Kind.eq(EventKind::StatusChanged));
+    if let Some(since) = since {
+        query = query.filter(chat_event::Column::CreatedAt.gte(since));
+    }
+    if let Some(until) = until {
+        query = query.filter(chat_event::Column::CreatedAt.lt(until));
+    }
+    let mut events = query
+        .order_by_desc(chat_event::Column::CreatedAt)
+        .order_by_desc(chat_event::Column::Id)
+        .limit(last)
+        .all(db)
+        .await?;
+    events.reverse();
+    Ok(events)
+}
+
+/// One status change, by id (for the live event that announces it).
+pub async fn status_event(
+    db: &impl ConnectionTrait,
+    chat_id: Uuid,
+    id: Uuid,
+) -> Result<Option<chat_event::Model>> {
+    Ok(chat_event::Entity::find_by_id(id)
+        .filter(chat_event::Column::ChatId.eq(chat_id))
+        .filter(chat_event::Column::Kind.eq(EventKind::StatusChanged))
+        .one(db)
+        .await?)
+}
+
+/// A status name as stored in an event's data (`status_name`'s inverse).
+pub fn parse_status(name: &str) -> Option<ChatStatus> {
+    match name {
+        "open" => Some(ChatStatus::Open),
+        "pending" => Some(ChatStatus::Pending),
+        "closed" => Some(ChatStatus::Closed),
+        _ => None,
+    }
 }
 
 /// Unread counts of the other side's messages, from `side`'s point of view, for many chats in

@@ -97,10 +97,8 @@ pub async fn send(
     let at = chat.last_message_at.unwrap_or_else(now);
 
     let (sender_type, sender_label) = match viewer {
-        Viewer::Admin(admin) => (
-            SenderType::Admin,
-            Some(admin.name.clone().unwrap_or_else(|| admin.email.clone())),
-        ),
+        // The display name, never the email: visitors read the label.
+        Viewer::Admin(admin) => (SenderType::Admin, admin.name.clone()),
         _ => (SenderType::Visitor, chat.visitor_name.clone()),
     };
     let client_message_id = new.client_message_id.clone();
@@ -172,7 +170,7 @@ pub async fn send(
     if let Some(email) = email {
         crate::notify::jobs::on_message(&txn, email.delay, &chat, &message).await?;
     }
-    if reopened {
+    if reopened.is_some() {
         hooks
             .emit(&txn, EventType::ChatStatusChanged, Some(chat_id), || {
                 events::status_changed(&chat, ChatStatus::Closed, &viewer.actor())
@@ -202,8 +200,8 @@ pub async fn send(
             .from_side(side),
     )
     .await;
-    if reopened {
-        bus.publish(Notice::new(NoticeKind::StatusChanged, chat_id))
+    if let Some(event_id) = reopened {
+        bus.publish(Notice::new(NoticeKind::StatusChanged, chat_id).with_event(event_id))
             .await;
     }
     Ok(Sent {
@@ -215,13 +213,13 @@ pub async fn send(
 
 /// Moves the chat to a new message: its last message time (never earlier than the one before,
 /// whatever the clocks of several instances say), its update time and the sender's read mark.
-/// Returns the chat as changed, and whether a visitor's message reopened it.
+/// Returns the chat as changed, and the status event when a visitor's message reopened it.
 async fn advance_chat(
     txn: &DatabaseTransaction,
     viewer: &Viewer,
     side: Side,
     chat_id: Uuid,
-) -> Result<(chat::Model, bool)> {
+) -> Result<(chat::Model, Option<Uuid>)> {
     let advance = |reopen: bool| {
         let read_mark = match side {
             Side::Visitor => chat::Column::VisitorLastReadAt,
@@ -252,25 +250,28 @@ async fn advance_chat(
         update = update.filter(chat::Column::Status.ne(ChatStatus::Closed));
     }
     if let Some(chat) = update.exec_with_returning(txn).await?.into_iter().next() {
-        return Ok((chat, false));
+        return Ok((chat, None));
     }
 
     // No such chat (NOT_FOUND here), or a visitor writing to a closed one.
     let chat = chats::get_for_update(txn, viewer, chat_id).await?;
-    let reopened = side == Side::Visitor && chat.status == ChatStatus::Closed;
-    if reopened {
+    let reopens = side == Side::Visitor && chat.status == ChatStatus::Closed;
+    let mut reopened = None;
+    if reopens {
         let data =
             serde_json::json!({ "from": "closed", "to": "open", "reason": "visitor message" });
-        chats::record(
-            txn,
-            chat_id,
-            EventKind::StatusChanged,
-            &viewer.actor(),
-            Some(data),
-        )
-        .await?;
+        reopened = Some(
+            chats::record(
+                txn,
+                chat_id,
+                EventKind::StatusChanged,
+                &viewer.actor(),
+                Some(data),
+            )
+            .await?,
+        );
     }
-    let chat = advance(reopened)
+    let chat = advance(reopens)
         .exec_with_returning(txn)
         .await?
         .into_iter()
