@@ -5,25 +5,24 @@
   if (window.Chatdesk) return;
   const script = document.currentScript || document.querySelector('script[src*="chatdesk.js"]');
   if (!script) return;
-  // Served at <base>widget/chatdesk.js; the API lives beside it.
   const BASE = new URL('..', script.src);
   const ENDPOINT = new URL('graphql', BASE).href;
   const KEY = 'chatdesk:' + BASE.href;
   const opt = script.dataset;
 
-  // data-locale, else the page's lang, else the browser's. Not English: i18n/xx.js, loaded when
-  // needed (all five would not fit the size budget).
+  // Languages but English are in i18n/ (all would not fit the size budget).
   const LOC = [opt.locale, document.documentElement.lang, ...navigator.languages || []].find(l => l && /^(en|de|fr|es|pt)\b/i.test(l)) || 'en';
   const LANG = LOC.slice(0, 2).toLowerCase();
-  let T = {}; // English -> this language
+  let T = {};
   const t = (s, ...a) => (T[s] || s).replace(/\{(\d)\}/g, (_, i) => a[i]);
   let intl = LOC.replace('_', '-');
   try { Intl.getCanonicalLocales(intl); } catch { intl = LANG; }
 
-  const MSG = 'id sender senderLabel body createdAt readAt clientMessageId attachments{id name mimeType sizeBytes width height url thumbnailUrl purged}';
-  const Q_POLICY = 'query{uploadPolicy{maxFileBytes maxFiles allowedExtensions allowedMimeTypes maxMessageChars virusScanned} widgetSettings{available awayText replyTime}}';
+  const MSG = 'id sender body createdAt readAt clientMessageId author{displayName initials} attachments{id name mimeType sizeBytes width height url thumbnailUrl purged}';
+  const Q_POLICY = 'query{uploadPolicy{maxFileBytes maxFiles allowedExtensions allowedMimeTypes maxMessageChars virusScanned} widgetSettings{available awayText replyTime team{displayName initials}}}';
   const CHAT = 'id status unreadCount visitor{name email}';
-  const Q_MSGS = `query($id:UUID!,$first:Int,$after:String,$last:Int,$before:String){chat(id:$id){${CHAT} messages(first:$first,after:$after,last:$last,before:$before){edges{node{${MSG}}} pageInfo{hasPreviousPage startCursor endCursor}} recent:messages(last:20){edges{node{id clientMessageId readAt}}}}}`;
+  const STATUS = 'id createdAt to author{displayName}';
+  const Q_MSGS = `query($id:UUID!,$first:Int,$after:String,$last:Int,$before:String){chat(id:$id){${CHAT} messages(first:$first,after:$after,last:$last,before:$before){edges{node{${MSG}}} pageInfo{hasPreviousPage startCursor endCursor}} recent:messages(last:20){edges{node{id clientMessageId readAt}}} statusEvents{${STATUS}}}}`;
   const M_START = 'mutation($input:StartChatInput){startChat(input:$input){chatToken chat{id status}}}';
   const M_SEND = `mutation($chatId:UUID!,$body:String,$attachments:[Upload!],$clientMessageId:String){sendMessage(chatId:$chatId,body:$body,attachments:$attachments,clientMessageId:$clientMessageId){${MSG}}}`;
   const M_READ = 'mutation($chatId:UUID!){markChatRead(chatId:$chatId){id unreadCount}}';
@@ -31,7 +30,7 @@
   const M_RESUME = 'mutation($code:String!){resumeChat(code:$code){chatToken chat{id status}}}';
   const M_TYPING = 'mutation($chatId:UUID!,$typing:Boolean!){setTyping(chatId:$chatId,typing:$typing)}';
   const M_DELETE = 'mutation($id:UUID!){deleteChat(id:$id)}';
-  const S_EVENTS = `subscription($chatId:UUID!){chatEvents(chatId:$chatId){kind typing sender chat{${CHAT}} message{${MSG}}}}`;
+  const S_EVENTS = `subscription($chatId:UUID!){chatEvents(chatId:$chatId){kind typing sender chat{${CHAT}} message{${MSG}} statusEvent{${STATUS}}}}`;
 
   const load = () => {
     try { return JSON.parse(localStorage.getItem(KEY)) || {}; } catch { return {}; }
@@ -44,7 +43,6 @@
   const fail = (message, code) => Object.assign(new Error(message), { code });
   const hex = a => Array.from(a, b => b.toString(16).padStart(2, '0')).join('');
   const hashes = {};
-  // Persisted queries (crypto.subtle: on https and localhost only).
   async function gql(query, variables, files, onProgress) {
     let extensions;
     try { extensions = !files && { persistedQuery: { version: 1, sha256Hash: hashes[query] ||= hex(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(query)))) } }; } catch { }
@@ -112,6 +110,7 @@
   };
   const ib = (label, d, id, onclick, more) => h('button', { class: 'ib', 'aria-label': label, t: id, onclick, ...more }, icon(d));
   const X = 'M6 6l12 12M18 6L6 18';
+  const avatar = p => h('span', { class: 'av', title: p.displayName, 'aria-hidden': 'true' }, p.initials);
   const linkify = text => {
     const out = [];
     let last = 0;
@@ -158,6 +157,8 @@ h2{flex:1;margin:0;font-size:16px}
 .log{flex:1;overflow-y:auto;padding:12px 14px;background:#fafbfc}
 .msg{max-width:82%;display:flex;flex-direction:column;align-items:flex-start}
 .me{align-self:flex-end;align-items:flex-end}
+.av{display:inline-grid;place-items:center;width:24px;height:24px;margin-right:4px;border-radius:50%;background:var(--a);color:#fff;font-size:10px;font-weight:600}
+[role=img] .av{margin:0 0 0 -6px;box-shadow:0 0 0 2px var(--a);background:#fff3}
 .who,.meta,.typing,.note,.fail{font-size:12px;color:var(--mut);margin:0 4px}
 .bubble{padding:8px 12px;border-radius:14px;background:#eef1f4;white-space:pre-wrap;overflow-wrap:anywhere}
 .me .bubble{background:var(--a);color:#fff}
@@ -208,7 +209,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   let unread = 0;
   let tray = [];
   let wsRetry = 1000;
-  let stuck = true; // follows the newest message: set by scrolling, as images grow the thread
+  let stuck = true; // set by scrolling: loading images grow the thread
   const emit = (name, data) => (hooks[name] || []).forEach(fn => { try { fn(data); } catch (e) { console.error(e); } });
   const keyOf = m => m.clientMessageId ? 'c:' + m.clientMessageId : 'i:' + m.id;
   const hasChat = () => !!(rec.token && rec.chatId);
@@ -261,7 +262,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
         ib(t('Next image'), 'M9 6l6 6-6 6', 'viewer-next', () => show(1)),
         u.lbClose = ib(t('Close'), X, 'viewer-close', shut)));
     u.panel = h('div', { class: 'panel', id: 'cd-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'cd-title', hidden: true, t: 'panel', onkeydown: onPanelKey },
-      h('div', { class: 'hd' }, h('h2', { id: 'cd-title' }, opt.title || t('Chat with us')), u.newBtn, u.menuBtn, ib(t('Close chat'), X, 'close', close)),
+      h('div', { class: 'hd' }, h('h2', { id: 'cd-title' }, opt.title || t('Chat with us')), u.team = h('span', { role: 'img', hidden: true, t: 'team' }), u.newBtn, u.menuBtn, ib(t('Close chat'), X, 'close', close)),
       u.avail, u.menu, u.confirm, u.delBar, u.log, u.typing, u.ask, u.err, u.tray, u.form, u.drop, u.lb);
     let depth = 0;
     const files = e => e.dataTransfer && [...e.dataTransfer.types].includes('Files');
@@ -389,12 +390,12 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     m.t = Date.now();
     msgs.set(keyOf(m), m);
   }
-  const sorted = () => [...msgs.values()].sort((a, b) => (!!a.local - !!b.local) || (Date.parse(a.createdAt) - Date.parse(b.createdAt)) || (a.id < b.id ? -1 : 1));
+  const sorted = () => [...msgs.values()].sort((a, b) => (!!a.local - !!b.local) || (Date.parse(a.createdAt) - Date.parse(b.createdAt)) || (!!a.to - !!b.to) || (a.id < b.id ? -1 : 1));
 
   function render(forceScroll) {
     if (!ui) return;
     const stick = forceScroll || stuck;
-    // A redrawn Retry or Remove must not drop the focus to the page.
+    // A redrawn Retry must not drop the focus to the page.
     const focused = ui.list.contains(ui.root.activeElement);
     const alive = new Set();
     let prev = null;
@@ -429,11 +430,12 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   }
 
   function renderMsg(m) {
+    if (m.to) return h('p', { class: 'note', role: 'listitem', t: 'status-line' }, [t({ CLOSED: 'Chat closed', PENDING: 'Marked as pending' }[m.to] || 'Chat reopened'), m.author && m.author.displayName, when(m.createdAt)].filter(Boolean).join(' · '));
     const mine = m.sender === 'VISITOR';
     const state = m.local ? m.state : mine ? (m.readAt ? 'read' : 'sent') : 'received';
     const act = (label, id, onclick) => meta.append(h('button', { class: 'link', t: id, onclick }, label));
     const el = h('div', { class: 'msg' + (mine ? ' me' : '') + (state === 'failed' ? ' failed' : ''), role: 'listitem', t: 'message', 'data-sender': mine ? 'visitor' : 'admin', 'data-state': state, 'data-message-id': m.id, 'data-client-message-id': m.clientMessageId },
-      !mine && h('div', { class: 'who' }, m.senderLabel || t('Support')),
+      !mine && h('div', { class: 'who' }, m.author ? [avatar(m.author), m.author.displayName] : t('Support')),
       m.body && h('div', { class: 'bubble' }, linkify(m.body)));
     const files = [...(m.attachments || []).map(a => card(a, m)), ...(m.files || []).map(f => h('div', { class: 'card', t: 'attachment' }, h('b', {}, f.name), h('small', {}, size(f.size))))];
     if (files.length) el.append(h('div', { class: 'files' }, files));
@@ -471,13 +473,13 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     source(img, a, '/thumbnail');
     return link('thumb', e => { e.preventDefault(); view(a); }, img, h('i', { 'aria-hidden': 'true' }, label));
   }
-  // Signed links expire: older ones are fetched with the token.
+  // Signed links expire: old ones are fetched with the token.
   function fresh(e, a, m) {
     if (Date.now() - m.t < 240000) return;
     e.preventDefault();
     fetchFile(a, '').then(blob => saveBlob(blob, a.name), () => showError(t('The download failed. Try again in a moment.')));
   }
-  // A PDF is served as a download: it opens in a new tab from a blob instead.
+  // The server sends PDFs as downloads: shown from a blob instead.
   function tab(e, a) {
     e.preventDefault();
     const w = window.open();
@@ -547,6 +549,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
         if (v.after && node.sender === 'ADMIN' && !msgs.has(keyOf(node))) heard(node);
         add(node);
       }
+      chat.statusEvents.forEach(add);
       for (const { node } of chat.recent.edges) {
         const m = msgs.get(keyOf(node));
         if (m && !m.local) m.readAt = node.readAt;
@@ -614,7 +617,6 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   function closeSocket() {
     if (ws) { const s = ws; ws = null; wsUp = false; try { s.close(); } catch { } }
   }
-  // One timer: socket retries never postpone a poll.
   setInterval(() => { if (!wsUp) sync(); flush(); }, 7000);
   setInterval(() => { if (wsUp) try { ws.send('{"type":"ping"}'); } catch { } }, 30000);
   addEventListener('online', () => flush());
@@ -623,6 +625,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     if (!ev) return;
     if (ev.kind === 'CHAT_DELETED') return forgetDeleted();
     applyChat(ev.chat);
+    add(ev.statusEvent);
     const m = ev.message;
     if (ev.kind === 'MESSAGE_ADDED' && m) {
       const isNew = !msgs.has(keyOf(m));
@@ -671,12 +674,14 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
       policy = d.uploadPolicy;
       ui.file.accept = policy.allowedExtensions.map(x => '.' + x).concat(policy.allowedMimeTypes);
       ui.text.maxLength = policy.maxMessageChars;
-      // Nobody around: ask for the email first.
       const w = d.widgetSettings;
       const say = w.available ? w.replyTime : w.awayText || t('We are away right now and reply soon.');
       ui.avail.textContent = say;
       ui.avail.hidden = !say;
       if (!w.available && !hasChat() && !known && !rec.asked) ui.ask.hidden = false;
+      ui.team.replaceChildren(...w.team.slice(0, 3).map(avatar));
+      ui.team.ariaLabel = w.team.map(p => p.displayName).join(', ');
+      ui.team.hidden = !w.team.length;
     }, () => { policyLoad = null; });
   }
 
@@ -717,7 +722,7 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     msgs.set(keyOf(m), m);
     deliver(m);
   }
-  // Resent on reconnect, online, every 7 s: the server keeps one per clientMessageId.
+  // Resent on reconnect, online, every 7 s; the server keeps one per clientMessageId.
   function flush() {
     if (navigator.onLine !== false) for (const m of msgs.values()) if (m.auto && m.state === 'failed') deliver(m);
   }
@@ -824,7 +829,6 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
   });
   document.addEventListener('visibilitychange', markRead);
 
-  // #chatdesk-resume=<one-time code>, from an email.
   function resume() {
     const m = /[#&]chatdesk-resume=([\w-]{1,100})/.exec(location.hash);
     if (!m) return false;

@@ -1365,3 +1365,102 @@ async fn on_a_dark_german_page_the_widget_speaks_german_shows_its_focus_ring_and
     );
     assert_no_script_errors(&page);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_show_the_admins_display_name_and_the_thread_shows_status_changes() {
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 900).await;
+    let shots = screenshot_dir("widget/who-answers");
+    let admin = app.admin_token().await;
+    app.data(
+        "mutation { updateMyProfile(displayName: \"Anna Berg\") { id } }",
+        json!({}),
+        Some(&admin),
+    )
+    .await;
+
+    // The header shows who is on the team: initials, named for screen readers.
+    open_demo(&page, &app).await;
+    open_panel(&page).await;
+    let team = w("chatdesk-team");
+    page.wait_for(&format!("!{team}.hidden"), WAIT).await;
+    assert_eq!(
+        page.eval(&format!(
+            "[{team}.getAttribute('aria-label'), {team}.textContent]"
+        ))
+        .await,
+        json!(["Anna Berg", "AB"])
+    );
+
+    send_text(&page, "Can you fit mudguards?").await;
+    page.click(&w("chatdesk-details-skip")).await;
+    let chat_id = stored(&page).await["chatId"]
+        .as_str()
+        .expect("a chat id")
+        .to_owned();
+
+    // The reply names who wrote it, with an avatar of her initials, not "Admin" or "Support".
+    app.send(&admin, &chat_id, "Yes, for most frames.").await;
+    let reply = format!(
+        "{}.find(m => m.dataset.sender === 'admin' && m.textContent.includes('most frames'))",
+        w_all("chatdesk-message")
+    );
+    page.wait_for(&reply, LIVE).await;
+    assert_eq!(
+        page.eval(&format!(
+            "(w => [w.textContent, w.querySelector('.av').textContent])(({reply}).querySelector('.who'))"
+        ))
+        .await,
+        json!(["ABAnna Berg", "AB"])
+    );
+
+    // Closing shows a line in the thread, live; the visitor's next message reopens the chat,
+    // and that shows too.
+    app.data(
+        "mutation($id: UUID!) { setChatStatus(chatId: $id, status: CLOSED) { id } }",
+        json!({ "id": chat_id }),
+        Some(&admin),
+    )
+    .await;
+    let lines = format!("{}.map(l => l.textContent)", w_all("chatdesk-status-line"));
+    page.wait_for(
+        &format!("{lines}.some(t => t.startsWith('Chat closed · Anna Berg · '))"),
+        LIVE,
+    )
+    .await;
+    page.screenshot(&shots.join("1-closed-line.png")).await;
+    page.click(&w("chatdesk-input")).await;
+    send_text(&page, "One more thing: a bell?").await;
+    page.wait_for(
+        &format!("{lines}.some(t => t.startsWith('Chat reopened · '))"),
+        LIVE,
+    )
+    .await;
+    page.screenshot(&shots.join("2-reopened-line.png")).await;
+
+    // After a reload, the same history, from the server: the lines sit between the messages,
+    // by time (the reopening is stored just before the message that caused it).
+    page.reload().await;
+    page.wait_for(&w("chatdesk-launcher"), WAIT).await;
+    open_panel(&page).await;
+    let order = format!(
+        "[...{ROOT}.querySelectorAll('[role=listitem]')].map(e => e.dataset.testid === 'chatdesk-status-line' ? e.textContent.split(' · ')[0] : e.dataset.sender)"
+    );
+    page.wait_for(&format!("{order}.length === 5"), WAIT).await;
+    assert_eq!(
+        page.eval(&order).await,
+        json!([
+            "visitor",
+            "admin",
+            "Chat closed",
+            "Chat reopened",
+            "visitor"
+        ])
+    );
+    page.screenshot(&shots.join("3-after-reload.png")).await;
+    assert_no_script_errors(&page);
+}
