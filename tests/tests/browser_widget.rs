@@ -868,12 +868,17 @@ async fn an_unsent_message_survives_a_reload_and_is_delivered_once_when_the_serv
     );
     assert_eq!(thread.len(), 2, "{thread:?}");
 
-    // Offline in the browser's sense: sent as soon as it is back online, not at the next poll.
+    // Offline in the browser's sense: sent as soon as it is back online, not at the next poll,
+    // with its file (kept while the page lives).
     set_offline(&page, true).await;
     page.click(&w("chatdesk-input")).await;
     page.eval(&format!("{}.value = ''", w("chatdesk-input")))
         .await;
     page.type_text("Saturdays?").await;
+    let files = tempfile::tempdir().expect("temp dir");
+    let tube = write_file(files.path(), "tube.png", &png_bytes(200, 150));
+    page.set_files(&w("chatdesk-file-input"), &[&tube]).await;
+    page.wait_for(&w("chatdesk-pending-file"), WAIT).await;
     page.press("Enter", 0).await;
     page.wait_for(&message_in_state("Saturdays?", "failed"), WAIT)
         .await;
@@ -896,6 +901,7 @@ async fn an_unsent_message_survives_a_reload_and_is_delivered_once_when_the_serv
     assert_eq!(stored(&page).await["out"], json!([]));
     let thread = thread_on_server(&app, &chat_id).await;
     assert_eq!(thread.len(), 3, "{thread:?}");
+    assert_eq!(thread[2], ("Saturdays?".to_owned(), 1), "{thread:?}");
     assert_no_script_errors(&page);
 }
 
