@@ -3,6 +3,7 @@
 // with createElement, every visitor string goes in as text, and nothing sets a style attribute.
 
 import { gql, gqlUpload, setToken, onAuthFailure, Live } from './api.js';
+import { h, linkify, fmtSize } from './dom.js';
 
 const SESSION_KEY = 'chatdesk.admin.session'; // sessionStorage: {token, expiresAt, admin}
 const NOTIFY_KEY = 'chatdesk.admin.notify'; // localStorage: "1" | "0"
@@ -94,31 +95,6 @@ const debounce = (name, ms, fn) => {
 // ---- DOM helpers ----
 const $ = (id) => document.getElementById(id);
 
-function h(tag, attrs = {}, ...kids) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'class') el.className = v;
-    else el.setAttribute(k, v === true ? '' : String(v));
-  }
-  el.append(...kids.flat().filter((x) => x != null && x !== false));
-  return el;
-}
-
-/** Text with http(s) links made clickable; built from text nodes and anchors only. */
-function linkify(text) {
-  const out = [];
-  let last = 0;
-  for (const m of text.matchAll(/\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g)) {
-    out.push(text.slice(last, m.index), h('a', { href: m[0], target: '_blank', rel: 'noopener noreferrer nofollow' }, m[0]));
-    last = m.index + m[0].length;
-  }
-  out.push(text.slice(last));
-  return out;
-}
-
-const fmtSize = (n) => (n < 1024 ? `${n} B` : n < 1048576 ? `${Math.round(n / 1024)} KB` : `${(n / 1048576).toFixed(1)} MB`);
 const exact = (iso) => new Date(iso).toLocaleString([], { dateStyle: 'medium', timeStyle: 'medium' });
 function clock(iso) {
   const d = new Date(iso);

@@ -1028,6 +1028,7 @@ async fn the_admin_page_suits_fingers_on_a_phone_and_an_800_px_window() {
             t_all("chat-row")
         ))
         .await;
+    eprintln!("rows fully visible at 800 × 800: {visible_rows} of 12");
     assert!(
         visible_rows.as_u64().unwrap_or_default() >= 8,
         "rows fully visible at 800 px: {visible_rows}"
