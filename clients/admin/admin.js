@@ -7,6 +7,8 @@ import { h, linkify, fmtSize } from './dom.js';
 
 const SESSION_KEY = 'chatdesk.admin.session'; // sessionStorage: {token, expiresAt, admin}
 const NOTIFY_KEY = 'chatdesk.admin.notify'; // localStorage: "1" | "0"
+// localStorage: {chatId: text} of unsent replies, so a reload or a closed tab loses no words.
+const DRAFTS_KEY = 'chatdesk.admin.drafts';
 const POLL_MS = 7000;
 const STALE_MS = 240000; // signed file URLs last minutes; older ones are fetched with the JWT
 const PAGE_SIZE = 50;
@@ -71,7 +73,7 @@ const S = {
   stuck: true,
   older: null, // startCursor while there are older messages
   tray: [],
-  drafts: new Map(),
+  drafts: loadDrafts(),
   visitorDirty: false,
   live: null,
   inboxSub: null,
@@ -569,7 +571,7 @@ function closeChat() {
 
 async function openChat(id) {
   if (S.openId !== id) {
-    if (S.openId) S.drafts.set(S.openId, $('reply-box').value);
+    if (S.openId) saveDraft(S.openId, $('reply-box').value);
     stopTyping();
     closeChat();
     S.openId = id;
@@ -1211,7 +1213,7 @@ function sendReply() {
   S.tray = [];
   renderTray();
   box.value = '';
-  S.drafts.delete(S.openId);
+  saveDraft(S.openId, '');
   stopTyping();
   S.msgs.set(keyOf(m), m);
   deliver(m);
@@ -1240,8 +1242,29 @@ async function deliver(m) {
   }
 }
 
+function loadDrafts() {
+  try {
+    const stored = JSON.parse(localStorage.getItem(DRAFTS_KEY)) || {};
+    return new Map(Object.entries(stored).filter(([, text]) => typeof text === 'string'));
+  } catch {
+    return new Map();
+  }
+}
+
+function saveDraft(chatId, text) {
+  if (!chatId) return;
+  if (text.trim()) S.drafts.set(chatId, text);
+  else S.drafts.delete(chatId);
+  try {
+    localStorage.setItem(DRAFTS_KEY, JSON.stringify(Object.fromEntries(S.drafts)));
+  } catch {
+    // storage full or off: the draft still lives while the page does
+  }
+}
+
 let typingSentAt = 0;
 function onReplyInput() {
+  debounce('draft', 300, () => saveDraft(S.openId, $('reply-box').value));
   if (!S.openId || !$('reply-box').value) return;
   const now = Date.now();
   if (now - typingSentAt > 3000) {
@@ -1499,7 +1522,13 @@ function onKey(e) {
 // ---- wiring (once) ----
 function bind() {
   $('login-form').addEventListener('submit', onLogin);
-  $('sign-out').addEventListener('click', () => signOut(''));
+  $('sign-out').addEventListener('click', () => {
+    // Drafts may quote visitors: signing out on a shared computer leaves none behind. (An
+    // expired session keeps them, for the same admin signing in again.)
+    S.drafts.clear();
+    localStorage.removeItem(DRAFTS_KEY);
+    signOut('');
+  });
   $('nav-chats').addEventListener('click', (e) => {
     e.preventDefault();
     $('chat-list').focus();
@@ -1545,6 +1574,10 @@ function bind() {
   $('visitor-form').addEventListener('input', () => { S.visitorDirty = true; });
   $('reply-form').addEventListener('submit', (e) => { e.preventDefault(); sendReply(); });
   $('reply-box').addEventListener('input', onReplyInput);
+  // The last keystrokes, within the input debounce, go with the page too.
+  window.addEventListener('pagehide', () => {
+    if (S.session && S.openId) saveDraft(S.openId, $('reply-box').value);
+  });
   $('reply-box').addEventListener('paste', (e) => {
     const files = e.clipboardData && e.clipboardData.files;
     if (files && files.length) {

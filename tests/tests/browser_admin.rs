@@ -776,6 +776,9 @@ async fn status_changes_are_lines_in_the_admin_thread_and_the_toast_agrees_with_
     page.screenshot(&shots.join("2-reopened-by-the-visitor.png"))
         .await;
 
+    // A reply being written survives the reload below.
+    page.click(&t("reply-box")).await;
+    page.type_text("Let me check the invoice").await;
     // Pending from the box; after a reload the lines come back from the history.
     page.eval(&format!(
         "{s}.value = 'PENDING'; {s}.dispatchEvent(new Event('change'))",
@@ -810,6 +813,11 @@ async fn status_changes_are_lines_in_the_admin_thread_and_the_toast_agrees_with_
             "status:pending:admin"
         ])
     );
+    page.wait_for(
+        &format!("{}.value === 'Let me check the invoice'", t("reply-box")),
+        WAIT,
+    )
+    .await;
     page.screenshot(&shots.join("3-after-reload.png")).await;
 
     // The visitor's side of the same history, through the API.
