@@ -3,9 +3,12 @@
 // with createElement, every visitor string goes in as text, and nothing sets a style attribute.
 
 import { gql, gqlUpload, setToken, onAuthFailure, Live } from './api.js';
+import { h, linkify, fmtSize } from './dom.js';
 
 const SESSION_KEY = 'chatdesk.admin.session'; // sessionStorage: {token, expiresAt, admin}
 const NOTIFY_KEY = 'chatdesk.admin.notify'; // localStorage: "1" | "0"
+// localStorage: {chatId: text} of unsent replies, so a reload or a closed tab loses no words.
+const DRAFTS_KEY = 'chatdesk.admin.drafts';
 const POLL_MS = 7000;
 const STALE_MS = 240000; // signed file URLs last minutes; older ones are fetched with the JWT
 const PAGE_SIZE = 50;
@@ -13,19 +16,22 @@ const EXPIRED = 'Your session has expired. Please sign in again.';
 
 // ---- GraphQL documents ----
 const ATT = 'id name mimeType sizeBytes width height url thumbnailUrl purged';
-const MSG = `id chatId sender senderLabel body createdAt readAt clientMessageId attachments{${ATT}}`;
+const MSG = `id chatId sender senderLabel author{displayName initials} body createdAt readAt clientMessageId attachments{${ATT}}`;
+// A status change, for the thread's system lines.
+const SYS = 'id createdAt from to by author{displayName initials}';
 const ROW = 'id status visitor{name email phone} sourcePage createdAt updatedAt lastMessageAt unreadCount lastMessage{id sender senderLabel body createdAt attachments{id name}}';
 const PAGE = `edges{cursor node{${MSG}}} pageInfo{hasPreviousPage hasNextPage startCursor endCursor}`;
-const Q_ME = 'query{me{id email name} uploadPolicy{maxFileBytes maxFiles allowedExtensions allowedMimeTypes maxMessageChars}}';
+const Q_ME = 'query{me{id email name initials} uploadPolicy{maxFileBytes maxFiles allowedExtensions allowedMimeTypes maxMessageChars}}';
 const Q_CHATS = `query($filter:ChatFilter,$first:Int,$after:String){chats(filter:$filter,first:$first,after:$after){totalCount edges{cursor node{${ROW}}} pageInfo{hasNextPage endCursor}}}`;
 const Q_UNREAD = 'query{chats(filter:{unreadOnly:true},first:1){totalCount}}';
-const Q_CHAT = `query($id:UUID!){chat(id:$id){${ROW} messages(last:50){${PAGE}}}}`;
+const Q_CHAT = `query($id:UUID!){chat(id:$id){${ROW} messages(last:50){${PAGE}} statusEvents(last:100){${SYS}}}}`;
 const Q_OLDER = `query($id:UUID!,$before:String){chat(id:$id){id messages(last:50,before:$before){${PAGE}}}}`;
-const Q_POLL_CHAT = `query($id:UUID!,$after:String){chat(id:$id){${ROW} messages(first:100,after:$after){${PAGE}} recent:messages(last:30){edges{node{id clientMessageId readAt}}}}}`;
-const M_LOGIN = 'mutation($email:String!,$password:String!){login(email:$email,password:$password){token expiresAt admin{id email name}}}';
+const Q_POLL_CHAT = `query($id:UUID!,$after:String){chat(id:$id){${ROW} messages(first:100,after:$after){${PAGE}} recent:messages(last:30){edges{node{id clientMessageId readAt}}} statusEvents(last:20){${SYS}}}}`;
+const M_LOGIN = 'mutation($email:String!,$password:String!){login(email:$email,password:$password){token expiresAt admin{id email name initials}}}';
 const M_SEND = `mutation($chatId:UUID!,$body:String,$attachments:[Upload!],$clientMessageId:String){sendMessage(chatId:$chatId,body:$body,attachments:$attachments,clientMessageId:$clientMessageId){${MSG}}}`;
 const M_READ = `mutation($chatId:UUID!){markChatRead(chatId:$chatId){${ROW}}}`;
 const M_DELETE = 'mutation($id:UUID!){deleteChat(id:$id)}';
+const M_PROFILE = 'mutation($name:String!){updateMyProfile(displayName:$name){id email name initials}}';
 const M_STATUS = `mutation($chatId:UUID!,$status:ChatStatus!){setChatStatus(chatId:$chatId,status:$status){${ROW}}}`;
 const M_VISITOR = `mutation($chatId:UUID!,$input:VisitorInput!){updateVisitor(chatId:$chatId,input:$input){${ROW}}}`;
 const M_TYPING = 'mutation($chatId:UUID!,$typing:Boolean!){setTyping(chatId:$chatId,typing:$typing)}';
@@ -35,8 +41,8 @@ const HOURS = 'enabled timeZone ranges{weekday open close} awayText replyTime';
 const Q_HOURS = `query{officeHours{${HOURS}}}`;
 const M_HOURS = `mutation($input:OfficeHoursInput!){setOfficeHours(input:$input){${HOURS}}}`;
 const DAYS = ['MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY', 'SUNDAY'];
-const S_INBOX = `subscription{inboxEvents{kind typing sender chat{${ROW}} message{${MSG}}}}`;
-const S_CHAT = `subscription($chatId:UUID!){chatEvents(chatId:$chatId){kind typing sender chat{${ROW}} message{${MSG}}}}`;
+const S_INBOX = `subscription{inboxEvents{kind typing sender chat{${ROW}} message{${MSG}} statusEvent{${SYS}}}}`;
+const S_CHAT = `subscription($chatId:UUID!){chatEvents(chatId:$chatId){kind typing sender chat{${ROW}} message{${MSG}} statusEvent{${SYS}}}}`;
 
 const STATUSES = ['OPEN', 'PENDING', 'CLOSED'];
 const STATUS_LABEL = { OPEN: 'Open', PENDING: 'Pending', CLOSED: 'Closed' };
@@ -57,14 +63,17 @@ const S = {
   chat: null,
   chatSeq: 0,
   msgs: new Map(),
+  sys: new Map(), // status events of the open chat, by id
   els: new Map(),
+  statusBusy: 0, // status changes of this page still on their way
+  statusWanted: null, // the status the box shows while they are
   newest: null, // endCursor of the newest page, for polling with `after`
   // Whether the thread follows its newest message: set by scrolling, not measured at render
   // time, because an image that finishes loading grows the thread without any scroll.
   stuck: true,
   older: null, // startCursor while there are older messages
   tray: [],
-  drafts: new Map(),
+  drafts: loadDrafts(),
   visitorDirty: false,
   live: null,
   inboxSub: null,
@@ -88,31 +97,6 @@ const debounce = (name, ms, fn) => {
 // ---- DOM helpers ----
 const $ = (id) => document.getElementById(id);
 
-function h(tag, attrs = {}, ...kids) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'class') el.className = v;
-    else el.setAttribute(k, v === true ? '' : String(v));
-  }
-  el.append(...kids.flat().filter((x) => x != null && x !== false));
-  return el;
-}
-
-/** Text with http(s) links made clickable; built from text nodes and anchors only. */
-function linkify(text) {
-  const out = [];
-  let last = 0;
-  for (const m of text.matchAll(/\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g)) {
-    out.push(text.slice(last, m.index), h('a', { href: m[0], target: '_blank', rel: 'noopener noreferrer nofollow' }, m[0]));
-    last = m.index + m[0].length;
-  }
-  out.push(text.slice(last));
-  return out;
-}
-
-const fmtSize = (n) => (n < 1024 ? `${n} B` : n < 1048576 ? `${Math.round(n / 1024)} KB` : `${(n / 1048576).toFixed(1)} MB`);
 const exact = (iso) => new Date(iso).toLocaleString([], { dateStyle: 'medium', timeStyle: 'medium' });
 function clock(iso) {
   const d = new Date(iso);
@@ -141,12 +125,15 @@ function local(url) {
 }
 
 let toastTimer = 0;
-function toast(text) {
+function toast(text, status) {
   // Requests still in flight when the session ended fail with UNAUTHENTICATED: the sign-in
   // page says so already.
   if (!S.session) return;
   const t = $('toast');
   t.textContent = text;
+  // Which status a status toast speaks of, so a later change can correct it.
+  if (status) t.dataset.status = status;
+  else delete t.dataset.status;
   t.hidden = false;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => {
@@ -333,6 +320,40 @@ function showMe(admin) {
   const el = $('me-name');
   el.textContent = admin.name || admin.email;
   el.title = admin.email;
+  $('me-avatar').textContent = admin.initials || '';
+  const input = $('profile-name');
+  if (document.activeElement !== input) input.value = admin.name || '';
+  // Without a name visitors see no one in particular: say so where it is set.
+  if (!admin.name) $('profile-state').textContent = 'Visitors see no name on your replies yet.';
+}
+
+// ---- the admin's display name (what visitors see on replies) ----
+const PROFILE_REASONS = {
+  EMPTY: 'Enter a name.',
+  TOO_LONG: 'At most 60 characters.',
+  LOOKS_LIKE_EMAIL: 'Visitors see this name: use a name, not an email address.',
+};
+
+async function saveProfile(e) {
+  e.preventDefault();
+  const error = $('profile-error');
+  const input = $('profile-name');
+  error.hidden = true;
+  input.removeAttribute('aria-invalid');
+  try {
+    const d = await gql(M_PROFILE, { name: input.value });
+    const admin = d.updateMyProfile;
+    S.session.admin = admin;
+    sessionStorage.setItem(SESSION_KEY, JSON.stringify(S.session));
+    showMe(admin);
+    input.value = admin.name;
+    $('profile-state').textContent = `Saved: visitors now see “${admin.name}” on your replies.`;
+  } catch (err) {
+    error.textContent = (err.extensions && PROFILE_REASONS[err.extensions.reason]) || err.message;
+    error.hidden = false;
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
+  }
 }
 
 // ---- filters and the URL ----
@@ -539,8 +560,10 @@ function closeChat() {
   S.openId = null;
   S.chat = null;
   S.msgs.clear();
+  S.sys.clear();
   S.els.clear();
   S.tray = [];
+  closeLightbox(false);
   $('messages').replaceChildren();
   $('chat-view').hidden = true;
   $('chat-empty').hidden = false;
@@ -548,7 +571,7 @@ function closeChat() {
 
 async function openChat(id) {
   if (S.openId !== id) {
-    if (S.openId) S.drafts.set(S.openId, $('reply-box').value);
+    if (S.openId) saveDraft(S.openId, $('reply-box').value);
     stopTyping();
     closeChat();
     S.openId = id;
@@ -591,6 +614,7 @@ async function fetchLatest(first) {
     }
     const conn = d.chat.messages;
     for (const e of conn.edges) addMsg(e.node);
+    addStatusEvents(d.chat.statusEvents);
     S.newest = conn.pageInfo.endCursor || S.newest;
     if (first) S.older = conn.pageInfo.hasPreviousPage ? conn.pageInfo.startCursor : null;
     setChat(d.chat);
@@ -619,9 +643,15 @@ async function loadOlder() {
   }
 }
 
-function setChat(c) {
+/** The chat as the server has it now; `change` is the status event that brought it, if any. */
+function setChat(c, change) {
+  // An answer older than what is shown (a poll that crossed a change) must not undo it.
+  if (S.chat && S.chat.id === c.id && Date.parse(c.updatedAt) < Date.parse(S.chat.updatedAt)) return;
+  const before = S.chat && S.chat.id === c.id ? S.chat.status : null;
   S.chat = c;
   renderHead();
+  // A status toast on screen must not contradict the status box: say what changed it.
+  if (before && before !== c.status && !S.statusBusy && statusToastShown()) statusToast(change ? statusCause(change) : null);
   fillVisitorForm(false);
   upsertRow(c);
 }
@@ -632,7 +662,8 @@ function renderHead() {
   $('chat-title').textContent = displayName(c);
   const sub = [c.visitor.name ? c.visitor.email : null, c.visitor.phone, `#${shortId(c.id)}`, `started ${clock(c.createdAt)}`].filter(Boolean);
   $('chat-sub').textContent = sub.join(' · ');
-  $('status-select').value = c.status;
+  // The box shows the server's status, except while the admin's own change is on its way.
+  $('status-select').value = S.statusBusy ? S.statusWanted : c.status;
   const facts = [
     ['Chat', c.id],
     ['Status', STATUS_LABEL[c.status]],
@@ -677,19 +708,55 @@ async function saveVisitor(e) {
   }
 }
 
-async function setStatus(status) {
+let statusQueue = Promise.resolve();
+
+/**
+ * Sets the open chat's status. Changes go out one after another, so quick presses of 1-2-3 end
+ * on the last one pressed; the toast is written once they are all answered, from the status the
+ * server returned, so it never names another status than the box.
+ */
+function setStatus(status) {
   if (!S.openId || !STATUSES.includes(status)) return;
-  const select = $('status-select');
-  const before = S.chat ? S.chat.status : null;
-  select.value = status;
-  try {
-    const d = await gql(M_STATUS, { chatId: S.openId, status });
-    setChat(d.setChatStatus);
-    toast(`Status set to ${STATUS_LABEL[status]}.`);
-  } catch (err) {
-    if (before) select.value = before;
-    toast(err.message);
-  }
+  const id = S.openId;
+  S.statusBusy += 1;
+  S.statusWanted = status;
+  $('status-select').value = status;
+  let failure = null;
+  statusQueue = statusQueue.then(async () => {
+    try {
+      const d = await gql(M_STATUS, { chatId: id, status });
+      if (id === S.openId) S.chat = d.setChatStatus;
+      upsertRow(d.setChatStatus);
+    } catch (err) {
+      failure = err.message;
+    } finally {
+      S.statusBusy -= 1;
+    }
+    if (id !== S.openId) return;
+    if (!S.statusBusy) {
+      renderHead();
+      fillVisitorForm(false);
+      if (failure) toast(`${failure} The status stays ${STATUS_LABEL[S.chat.status]}.`, S.chat.status);
+      else statusToast(null);
+    }
+  });
+}
+
+function statusToastShown() {
+  const t = $('toast');
+  return !t.hidden && !!t.dataset.status;
+}
+
+/** The toast for the open chat's status, as the box shows it, with its cause when known. */
+function statusToast(cause) {
+  if (!S.chat) return;
+  const label = STATUS_LABEL[S.chat.status];
+  toast(cause ? `${cause}: the status is ${label} now.` : `Status set to ${label}.`, S.chat.status);
+}
+
+function statusCause(e) {
+  if (e.by === 'VISITOR') return 'The visitor wrote again';
+  return e.author ? `${e.author.displayName} changed it` : 'Changed by a team member';
 }
 
 function markRead(force) {
@@ -734,22 +801,62 @@ function addMsg(m) {
   S.msgs.set(k, m);
 }
 
-const order = (a, b) => (!!a.local - !!b.local) || (Date.parse(a.createdAt) - Date.parse(b.createdAt)) || (a.id < b.id ? -1 : 1);
+function addStatusEvents(list) {
+  for (const e of list || []) S.sys.set(e.id, { ...e, system: true });
+}
+
+/**
+ * Microseconds since the epoch: the server's times carry them, and a visitor's message and the
+ * reopening it caused are often within one millisecond (Date.parse stops at milliseconds).
+ */
+function micros(iso) {
+  const frac = (iso.match(/\.(\d+)/) || [])[1] || '';
+  return Math.floor(Date.parse(iso) / 1000) * 1e6 + Number(frac.padEnd(6, '0').slice(0, 6));
+}
+
+// Messages and status lines by time (ids are time-ordered too), unsent messages last.
+const order = (a, b) => (!!a.local - !!b.local) || (micros(a.createdAt) - micros(b.createdAt)) || (a.id < b.id ? -1 : 1);
+
+/** A selector for the focused control inside `el` (a new copy of it has the same), if any. */
+function focusedIn(el) {
+  const f = document.activeElement;
+  if (!f || f === el || !el.contains(f)) return null;
+  if (f.dataset.attachmentId) return `[data-attachment-id="${f.dataset.attachmentId}"]`;
+  return f.dataset.testid ? `[data-testid="${f.dataset.testid}"]` : null;
+}
+
+/** What the thread shows: the messages, and the status changes since the oldest one loaded. */
+function threadItems() {
+  const items = [...S.msgs.entries()];
+  let oldest = Infinity;
+  for (const m of S.msgs.values()) if (!m.local) oldest = Math.min(oldest, Date.parse(m.createdAt));
+  for (const e of S.sys.values()) {
+    // Older changes belong with older messages not loaded yet ("Load earlier messages").
+    if (S.older && Date.parse(e.createdAt) < oldest) continue;
+    items.push([`e:${e.id}`, e]);
+  }
+  return items.sort((a, b) => order(a[1], b[1]));
+}
 
 function renderThread(forceScroll) {
   const thread = $('thread');
   const list = $('messages');
   const stick = forceScroll || S.stuck;
-  const sorted = [...S.msgs.entries()].sort((a, b) => order(a[1], b[1]));
+  const sorted = threadItems();
   const alive = new Set();
   let prev = null;
   for (const [k, m] of sorted) {
     alive.add(k);
-    const sig = JSON.stringify([m.id, m.body, m.readAt, m.state, m.error, (m.attachments || []).map((a) => a.purged), (m.files || []).length, S.chat && displayName(S.chat)]);
+    const sig = m.system ? JSON.stringify([m.id, m.author]) : JSON.stringify([m.id, m.body, m.readAt, m.state, m.error, m.author, (m.attachments || []).map((a) => a.purged), (m.files || []).length, S.chat && displayName(S.chat)]);
     let entry = S.els.get(k);
     if (!entry || entry.sig !== sig) {
-      const el = msgEl(m);
+      const el = m.system ? sysEl(m) : msgEl(m);
+      const refocus = entry && focusedIn(entry.el);
       if (entry) entry.el.replaceWith(el);
+      if (refocus) {
+        const again = el.querySelector(refocus);
+        if (again) again.focus();
+      }
       entry = { sig, el };
       S.els.set(k, entry);
     }
@@ -773,9 +880,11 @@ function renderThread(forceScroll) {
 function msgEl(m) {
   const mine = m.sender === 'ADMIN';
   const state = m.local ? m.state : m.readAt ? 'read' : 'sent';
-  const who = mine ? m.senderLabel || 'Support' : S.chat ? displayName(S.chat) : 'Visitor';
+  const author = mine ? m.author || (m.local && S.me && S.me.name ? { displayName: S.me.name, initials: S.me.initials } : null) : null;
+  const who = mine ? (author ? author.displayName : 'Support') : S.chat ? displayName(S.chat) : 'Visitor';
   const head = h('div', { class: 'mhead' },
-    h('span', { class: 'who' }, who),
+    author ? h('span', { class: 'avatar', 'aria-hidden': 'true' }, author.initials) : null,
+    h('span', { class: 'who', 'data-testid': 'message-author' }, who),
     h('time', { datetime: m.createdAt, title: exact(m.createdAt) }, clock(m.createdAt)));
   if (mine) {
     const label = { sending: 'Sending…', failed: 'Not sent', read: `Seen ${m.readAt ? clock(m.readAt) : ''}`, sent: 'Sent' }[state];
@@ -805,6 +914,18 @@ function msgEl(m) {
   return li;
 }
 
+/** A status change as a small line between the messages. */
+function sysEl(e) {
+  const name = e.author ? e.author.displayName : null;
+  let text;
+  if (e.to === 'CLOSED') text = name ? `Closed by ${name}` : 'Closed';
+  else if (e.to === 'PENDING') text = name ? `Marked pending by ${name}` : 'Marked pending';
+  else if (e.by === 'VISITOR') text = 'Reopened by the visitor’s message';
+  else text = name ? `Reopened by ${name}` : 'Reopened';
+  return h('li', { class: `sys to-${e.to.toLowerCase()}`, 'data-testid': 'status-line', 'data-to': e.to.toLowerCase(), 'data-by': e.by.toLowerCase(), 'data-event-id': e.id },
+    `${text} · `, h('time', { datetime: e.createdAt, title: exact(e.createdAt) }, clock(e.createdAt)));
+}
+
 function pendingFileEl(f) {
   return h('div', { class: 'att doc', 'data-testid': 'attachment' },
     h('span', { class: 'ext' }, (f.name.split('.').pop() || '').slice(0, 4).toUpperCase()),
@@ -825,7 +946,8 @@ function attEl(a, m) {
     download(a);
   };
   const link = h('a', { href: url, download: a.name, class: 'dl', 'data-testid': 'attachment-download', onclick: guard }, 'Download');
-  const meta = h('span', { class: 'muted' }, `${fmtSize(a.sizeBytes)}${a.width ? ` · ${a.width}×${a.height}` : ''}`);
+  const size = `${fmtSize(a.sizeBytes)}${a.width ? ` · ${a.width}×${a.height}` : ''}`;
+  const meta = h('span', { class: 'muted' }, size);
   if (a.thumbnailUrl) {
     const img = h('img', { src: local(a.thumbnailUrl), alt: a.name, loading: 'lazy', onload: () => { if (S.stuck) $('thread').scrollTop = $('thread').scrollHeight; }, width: a.width ? Math.min(a.width, 240) : null, height: a.width && a.height ? Math.round((a.height * Math.min(a.width, 240)) / a.width) : null, 'data-testid': 'attachment-thumbnail' });
     img.addEventListener('error', () => {
@@ -833,14 +955,150 @@ function attEl(a, m) {
         img.src = URL.createObjectURL(b);
       }, () => {});
     }, { once: true });
+    // Opens the image viewer; the link stays a link for a middle click or "open in new tab".
+    const open = (e) => {
+      if (e.button || e.ctrlKey || e.metaKey || e.shiftKey) return;
+      e.preventDefault();
+      openLightbox(a.id, e.currentTarget);
+    };
     return h('figure', { class: 'att image', 'data-testid': 'attachment' },
-      h('a', { href: url, target: '_blank', rel: 'noopener', title: `Open ${a.name}`, onclick: guard }, img),
+      h('a', { href: url, title: `${a.name} · ${size}`, 'aria-label': `View ${a.name}, ${size}`, 'data-testid': 'attachment-view', 'data-attachment-id': a.id, onclick: open },
+        img, h('span', { class: 'thumb-info', 'aria-hidden': 'true', 'data-testid': 'thumb-info' }, `${a.name} · ${fmtSize(a.sizeBytes)}`)),
       h('figcaption', {}, h('span', { class: 'att-name' }, a.name), meta, link));
   }
+  // A PDF opens in a tab of its own (the browser's viewer); other documents download.
+  const pdf = a.mimeType === 'application/pdf'
+    ? h('a', { href: url, target: '_blank', rel: 'noopener', class: 'dl', 'data-testid': 'attachment-open', onclick: (e) => { e.preventDefault(); openPdf(a); } }, 'Open')
+    : null;
   return h('div', { class: 'att doc', 'data-testid': 'attachment' },
     h('span', { class: 'ext' }, ext),
     h('span', { class: 'att-text' }, h('span', { class: 'att-name', title: a.name }, a.name), meta),
-    link);
+    pdf, link);
+}
+
+/**
+ * A PDF in a new tab. Files are served as downloads (`Content-Disposition: attachment`, and a
+ * sandbox CSP the PDF viewer will not run under), so the tab gets the bytes as a blob of this
+ * page's origin instead. The tab is opened inside the click, or popup blockers refuse it.
+ */
+function openPdf(a) {
+  const tab = window.open('', '_blank');
+  if (!tab) {
+    toast('The browser blocked the new tab; use Download instead.');
+    return;
+  }
+  tab.opener = null;
+  tab.document.title = a.name;
+  authorizedBlob(`/api/chat/files/${a.id}`).then((blob) => {
+    const url = URL.createObjectURL(new Blob([blob], { type: 'application/pdf' }));
+    tab.location.href = url;
+    setTimeout(() => URL.revokeObjectURL(url), 600000);
+  }, () => {
+    tab.close();
+    toast(`${a.name} could not be opened.`);
+  });
+}
+
+// ---- the image viewer ----
+const LB = { list: [], i: 0, opener: null, openerId: null, blob: null };
+
+/** The open chat's images, in thread order. */
+function chatImages() {
+  const out = [];
+  for (const [, m] of threadItems()) {
+    if (m.system || m.local) continue;
+    for (const a of m.attachments || []) if (a.thumbnailUrl && a.url && !a.purged) out.push({ a, m });
+  }
+  return out;
+}
+
+function openLightbox(id, opener) {
+  LB.list = chatImages();
+  LB.i = Math.max(0, LB.list.findIndex((x) => x.a.id === id));
+  if (!LB.list.length) return;
+  LB.opener = opener;
+  LB.openerId = id;
+  $('lightbox').hidden = false;
+  showLightbox();
+  $('lb-close').focus();
+}
+
+function showLightbox() {
+  const { a, m } = LB.list[LB.i];
+  const img = $('lb-img');
+  if (LB.blob) URL.revokeObjectURL(LB.blob);
+  LB.blob = null;
+  const viaToken = () => authorizedBlob(`/api/chat/files/${a.id}`).then((b) => {
+    if (LB.list[LB.i] && LB.list[LB.i].a.id === a.id) {
+      LB.blob = URL.createObjectURL(b);
+      img.src = LB.blob;
+    }
+  }, () => toast(`${a.name} could not be loaded.`));
+  img.onerror = null;
+  img.alt = a.name;
+  // Signed links last minutes: an older page's link is replaced by a fetch with the session.
+  if (Date.now() - m.fetchedAt < STALE_MS) {
+    img.onerror = () => { img.onerror = null; viaToken(); };
+    img.src = local(a.url);
+  } else {
+    img.removeAttribute('src');
+    viaToken();
+  }
+  if (a.width && a.height) {
+    img.width = a.width;
+    img.height = a.height;
+  }
+  $('lb-name').textContent = a.name;
+  $('lb-meta').textContent = `${fmtSize(a.sizeBytes)}${a.width ? ` · ${a.width}×${a.height}` : ''}`;
+  $('lb-count').textContent = LB.list.length > 1 ? `${LB.i + 1} of ${LB.list.length}` : '';
+  const dl = $('lb-download');
+  dl.href = local(a.url);
+  dl.setAttribute('download', a.name);
+  dl.onclick = (e) => {
+    if (Date.now() - m.fetchedAt < STALE_MS) return;
+    e.preventDefault();
+    download(a);
+  };
+  $('lb-prev').disabled = LB.i === 0;
+  $('lb-next').disabled = LB.i === LB.list.length - 1;
+  $('lightbox').dataset.index = String(LB.i);
+}
+
+function stepLightbox(step) {
+  const i = LB.i + step;
+  if (i < 0 || i >= LB.list.length) return;
+  const focused = document.activeElement;
+  LB.i = i;
+  showLightbox();
+  // A disabled button loses focus: keep it in the viewer.
+  if (focused && focused.disabled) $(step < 0 ? 'lb-next' : 'lb-prev').focus();
+}
+
+function closeLightbox(restoreFocus = true) {
+  const box = $('lightbox');
+  if (box.hidden) return;
+  box.hidden = true;
+  $('lb-img').removeAttribute('src');
+  if (LB.blob) URL.revokeObjectURL(LB.blob);
+  LB.blob = null;
+  // The thumbnail may have been redrawn meanwhile (a read mark): find its new copy.
+  const opener = LB.opener && LB.opener.isConnected ? LB.opener : document.querySelector(`[data-testid="attachment-view"][data-attachment-id="${LB.openerId}"]`);
+  if (restoreFocus && opener) opener.focus();
+  LB.opener = null;
+}
+
+/** Keys while the viewer is open: arrows between images, Escape closes, Tab stays inside. */
+function onLightboxKey(e) {
+  if (e.key === 'Escape') closeLightbox();
+  else if (e.key === 'ArrowLeft') stepLightbox(-1);
+  else if (e.key === 'ArrowRight') stepLightbox(1);
+  else if (e.key === 'Tab') {
+    const stops = [...$('lightbox').querySelectorAll('a[href], button:not(:disabled)')];
+    const at = stops.indexOf(document.activeElement);
+    const next = (at + (e.shiftKey ? -1 : 1) + stops.length) % stops.length;
+    stops[next].focus();
+  } else return;
+  e.preventDefault();
 }
 
 /** A deleted chat leaves the list (and the view, if open). */
@@ -955,7 +1213,7 @@ function sendReply() {
   S.tray = [];
   renderTray();
   box.value = '';
-  S.drafts.delete(S.openId);
+  saveDraft(S.openId, '');
   stopTyping();
   S.msgs.set(keyOf(m), m);
   deliver(m);
@@ -984,8 +1242,29 @@ async function deliver(m) {
   }
 }
 
+function loadDrafts() {
+  try {
+    const stored = JSON.parse(localStorage.getItem(DRAFTS_KEY)) || {};
+    return new Map(Object.entries(stored).filter(([, text]) => typeof text === 'string'));
+  } catch {
+    return new Map();
+  }
+}
+
+function saveDraft(chatId, text) {
+  if (!chatId) return;
+  if (text.trim()) S.drafts.set(chatId, text);
+  else S.drafts.delete(chatId);
+  try {
+    localStorage.setItem(DRAFTS_KEY, JSON.stringify(Object.fromEntries(S.drafts)));
+  } catch {
+    // storage full or off: the draft still lives while the page does
+  }
+}
+
 let typingSentAt = 0;
 function onReplyInput() {
+  debounce('draft', 300, () => saveDraft(S.openId, $('reply-box').value));
   if (!S.openId || !$('reply-box').value) return;
   const now = Date.now();
   if (now - typingSentAt > 3000) {
@@ -1042,7 +1321,8 @@ function onChatEvent(ev) {
     if (ev.sender === 'VISITOR') showTyping(!!ev.typing);
     return;
   }
-  setChat(ev.chat);
+  if (ev.statusEvent) addStatusEvents([ev.statusEvent]);
+  setChat(ev.chat, ev.statusEvent);
   if (ev.kind === 'MESSAGE_ADDED' && ev.message) {
     const m = ev.message;
     addMsg(m);
@@ -1051,7 +1331,7 @@ function onChatEvent(ev) {
       readUpTo('ADMIN', m.createdAt); // the visitor's message marks what they saw before it
       markRead(false);
     }
-    renderThread(m.sender === 'ADMIN' && m.senderLabel === (S.me && (S.me.name || S.me.email)));
+    renderThread(m.sender === 'ADMIN' && !!S.me && !!S.me.name && m.senderLabel === S.me.name);
   } else if (ev.kind === 'READ' && ev.sender !== 'ADMIN') {
     debounce('latest', 300, () => fetchLatest(false)); // the visitor's read mark moved
   } else {
@@ -1103,6 +1383,7 @@ async function poll() {
             if (m && !m.local) m.readAt = e.node.readAt;
           }
           S.newest = d.chat.messages.pageInfo.endCursor || S.newest;
+          addStatusEvents(d.chat.statusEvents);
           setChat(d.chat);
           renderThread(false);
           if (fromVisitor) markRead(false);
@@ -1179,6 +1460,10 @@ async function onNotifyToggle(e) {
 // ---- keyboard ----
 function onKey(e) {
   if (!S.session) return;
+  if (!$('lightbox').hidden) {
+    onLightboxKey(e);
+    return;
+  }
   const t = e.target;
   if (t.id === 'reply-box' && e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
     e.preventDefault();
@@ -1237,7 +1522,13 @@ function onKey(e) {
 // ---- wiring (once) ----
 function bind() {
   $('login-form').addEventListener('submit', onLogin);
-  $('sign-out').addEventListener('click', () => signOut(''));
+  $('sign-out').addEventListener('click', () => {
+    // Drafts may quote visitors: signing out on a shared computer leaves none behind. (An
+    // expired session keeps them, for the same admin signing in again.)
+    S.drafts.clear();
+    localStorage.removeItem(DRAFTS_KEY);
+    signOut('');
+  });
   $('nav-chats').addEventListener('click', (e) => {
     e.preventDefault();
     $('chat-list').focus();
@@ -1283,6 +1574,10 @@ function bind() {
   $('visitor-form').addEventListener('input', () => { S.visitorDirty = true; });
   $('reply-form').addEventListener('submit', (e) => { e.preventDefault(); sendReply(); });
   $('reply-box').addEventListener('input', onReplyInput);
+  // The last keystrokes, within the input debounce, go with the page too.
+  window.addEventListener('pagehide', () => {
+    if (S.session && S.openId) saveDraft(S.openId, $('reply-box').value);
+  });
   $('reply-box').addEventListener('paste', (e) => {
     const files = e.clipboardData && e.clipboardData.files;
     if (files && files.length) {
@@ -1309,6 +1604,14 @@ function bind() {
     addFiles(e.dataTransfer.files);
   });
   $('notify-toggle').addEventListener('change', onNotifyToggle);
+  $('profile-form').addEventListener('submit', saveProfile);
+  $('lb-close').addEventListener('click', () => closeLightbox());
+  $('lb-prev').addEventListener('click', () => stepLightbox(-1));
+  $('lb-next').addEventListener('click', () => stepLightbox(1));
+  // A click on the dark backdrop (not the image or a control) closes, as in most viewers.
+  $('lightbox').addEventListener('click', (e) => {
+    if (e.target.classList.contains('lb-stage') || e.target.id === 'lightbox') closeLightbox();
+  });
   $('email-pref').addEventListener('change', saveEmailPreference);
   $('hours-form').addEventListener('submit', saveHours);
   document.addEventListener('keydown', onKey);

@@ -62,8 +62,9 @@ impl Credential {
     }
 }
 
-const OPERATIONS: [&str; 17] = [
+const OPERATIONS: [&str; 19] = [
     "query chat",
+    "query statusEvents",
     "query chats",
     "query me",
     "query uploadPolicy",
@@ -74,6 +75,7 @@ const OPERATIONS: [&str; 17] = [
     "mutation setChatStatus",
     "mutation setTyping",
     "mutation login",
+    "mutation updateMyProfile",
     "subscription chatEvents",
     "subscription inboxEvents",
     "GET file",
@@ -96,9 +98,11 @@ fn expected(operation: &str, credential: Credential) -> &'static str {
     };
     match operation {
         "query uploadPolicy" | "mutation startChat" | "mutation login" => "ok",
-        "query chats" | "query me" | "mutation setChatStatus" | "subscription inboxEvents" => {
-            admin_only(credential)
-        }
+        "query chats"
+        | "query me"
+        | "mutation setChatStatus"
+        | "mutation updateMyProfile"
+        | "subscription inboxEvents" => admin_only(credential),
         "GET file" | "GET thumbnail" => match credential {
             C::VisitorOfThisChat | C::Admin => "200",
             _ => "404",
@@ -140,6 +144,14 @@ fn graphql_for(operation: &str, chat_id: &str) -> (String, Value) {
             json!({}),
         ),
         "query me" => ("{ me { id email } }".into(), json!({})),
+        "query statusEvents" => (
+            "query($id: UUID!) { chat(id: $id) { statusEvents { id from to by } } }".into(),
+            id,
+        ),
+        "mutation updateMyProfile" => (
+            "mutation { updateMyProfile(displayName: \"Probe Person\") { id name } }".into(),
+            json!({}),
+        ),
         "query uploadPolicy" => ("{ uploadPolicy { maxFiles maxFileBytes } }".into(), json!({})),
         "mutation startChat" => (
             "mutation { startChat(input: { visitorName: \"probe\" }) { chat { id } } }".into(),

@@ -514,6 +514,26 @@ async fn the_admin_page_has_no_serious_accessibility_violations() {
         .await;
     let chat = serious_accessibility_violations(&page, &axe).await;
     assert!(chat.is_empty(), "chat view: {chat:#?}");
+
+    // With a status line in the thread and the profile form open.
+    page.eval(&format!(
+        "{s}.value = 'CLOSED'; {s}.dispatchEvent(new Event('change'))",
+        s = t("status-select")
+    ))
+    .await;
+    page.wait_for(&format!("{}.length === 1", t_all("status-line")), WAIT)
+        .await;
+    page.click("document.querySelector('[data-testid=\"profile\"] > summary')")
+        .await;
+    let lines = serious_accessibility_violations(&page, &axe).await;
+    assert!(lines.is_empty(), "status line and profile: {lines:#?}");
+
+    // The image viewer, open.
+    page.click(&t("attachment-view")).await;
+    page.wait_for(&format!("!{}.hidden", t("lightbox")), WAIT)
+        .await;
+    let viewer = serious_accessibility_violations(&page, &axe).await;
+    assert!(viewer.is_empty(), "image viewer: {viewer:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -591,4 +611,498 @@ async fn an_admin_moves_opens_replies_and_files_from_the_keyboard() {
         .await;
     assert_eq!(status["chat"]["status"], "PENDING");
     assert_no_script_errors(&page);
+}
+
+/// The messages and status lines of the open thread, in order, as "kind:detail" strings.
+const THREAD_ORDER: &str = "[...document.querySelectorAll('#messages > li')].map(li => \
+     li.dataset.testid === 'status-line' ? `status:${li.dataset.to}:${li.dataset.by}` : `message:${li.dataset.sender}`)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sets_a_display_name_that_the_visitor_gets_on_replies() {
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let (chat_id, visitor) = app.start_chat(Some("Grace")).await;
+    app.send(&visitor, &chat_id, "Who am I talking to?").await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 800).await;
+    let shots = screenshot_dir("admin/display-name");
+    sign_in(&page, &app).await;
+    assert_eq!(
+        page.eval(&format!("{}.textContent", t("me-avatar"))).await,
+        "A"
+    );
+
+    // The name is set in the sidebar; a blank one is refused with a message next to the field.
+    page.click("document.querySelector('[data-testid=\"profile\"] > summary')")
+        .await;
+    page.click(&t("profile-name")).await;
+    page.eval(&format!("{}.select()", t("profile-name"))).await;
+    page.type_text("   ").await;
+    page.click(&t("profile-save")).await;
+    page.wait_for(
+        &format!(
+            "!{e}.hidden && {e}.textContent === 'Enter a name.' && {i}.getAttribute('aria-invalid') === 'true'",
+            e = t("profile-error"),
+            i = t("profile-name")
+        ),
+        WAIT,
+    )
+    .await;
+    page.screenshot(&shots.join("1-name-refused.png")).await;
+    page.eval(&format!("{}.select()", t("profile-name"))).await;
+    page.type_text("Anna Berg").await;
+    page.press("Enter", 0).await;
+    page.wait_for(
+        &format!(
+            "{}.textContent === 'Anna Berg' && {}.textContent === 'AB' && {}.hidden",
+            t("admin-me"),
+            t("me-avatar"),
+            t("profile-error")
+        ),
+        WAIT,
+    )
+    .await;
+    page.screenshot(&shots.join("2-name-saved.png")).await;
+
+    // A reply from the page carries it: in the admin's thread, and to the visitor by the API.
+    page.click(&row(&chat_id)).await;
+    page.click(&t("reply-box")).await;
+    page.type_text("Anna here, from support.").await;
+    page.press("Enter", 2).await;
+    page.wait_for(
+        &format!(
+            "{}.some(m => m.dataset.sender === 'admin' && m.dataset.state === 'sent' \
+               && m.querySelector('[data-testid=message-author]').textContent === 'Anna Berg' \
+               && m.querySelector('.avatar').textContent === 'AB')",
+            t_all("message")
+        ),
+        WAIT,
+    )
+    .await;
+    page.screenshot(&shots.join("3-reply-with-name.png")).await;
+    let seen = app
+        .data(
+            "query($id: UUID!) { chat(id: $id) { messages(last: 5) { edges { node { sender body author { displayName initials } } } } } }",
+            json!({ "id": chat_id }),
+            Some(&visitor),
+        )
+        .await;
+    let last = &seen["chat"]["messages"]["edges"][1]["node"];
+    assert_eq!(last["body"], "Anna here, from support.");
+    assert_eq!(
+        last["author"],
+        json!({ "displayName": "Anna Berg", "initials": "AB" })
+    );
+    // After a reload the page still knows the name (it comes from `me`).
+    page.reload().await;
+    page.wait_for(
+        &format!(
+            "{}.textContent === 'Anna Berg' && {}.value === 'Anna Berg'",
+            t("admin-me"),
+            t("profile-name")
+        ),
+        WAIT,
+    )
+    .await;
+    assert_no_script_errors(&page);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_changes_are_lines_in_the_admin_thread_and_the_toast_agrees_with_the_box() {
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let (chat_id, visitor) = app.start_chat(Some("Lin")).await;
+    app.send(&visitor, &chat_id, "My invoice is wrong.").await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 800).await;
+    let shots = screenshot_dir("admin/status-lines");
+    sign_in(&page, &app).await;
+    page.click(&row(&chat_id)).await;
+    page.wait_for(&format!("{}.length === 1", t_all("message")), WAIT)
+        .await;
+
+    // Closing from the keyboard: a line "Closed by Admin", the box and the toast say Closed.
+    page.eval("document.activeElement.blur()").await;
+    page.press("3", 0).await;
+    page.wait_for(
+        &format!(
+            "{l}.length === 1 && {l}[0].dataset.to === 'closed' && {l}[0].textContent.startsWith('Closed by Admin · ') \
+             && {s}.value === 'CLOSED' && !{toast}.hidden && {toast}.dataset.status === 'CLOSED'",
+            l = t_all("status-line"),
+            s = t("status-select"),
+            toast = t("toast")
+        ),
+        WAIT,
+    )
+    .await;
+    page.screenshot(&shots.join("1-closed.png")).await;
+
+    // The visitor writes while the toast still shows: the chat reopens live, a line says why,
+    // and the toast follows the box instead of still saying Closed.
+    app.send(&visitor, &chat_id, "One more thing!").await;
+    page.wait_for(
+        &format!(
+            "{l}.length === 2 && {l}[1].dataset.to === 'open' && {l}[1].dataset.by === 'visitor' \
+             && {l}[1].textContent.startsWith('Reopened by the visitor’s message') && {s}.value === 'OPEN'",
+            l = t_all("status-line"),
+            s = t("status-select")
+        ),
+        LIVE,
+    )
+    .await;
+    let toast = page
+        .eval(&format!(
+            "({{ hidden: {t}.hidden, status: {t}.dataset.status || null, text: {t}.textContent }})",
+            t = t("toast")
+        ))
+        .await;
+    assert!(
+        toast["hidden"] == json!(true) || toast["status"] == json!("OPEN"),
+        "the toast contradicts the box: {toast}"
+    );
+    assert_eq!(
+        page.eval(THREAD_ORDER).await,
+        json!([
+            "message:visitor",
+            "status:closed:admin",
+            "status:open:visitor",
+            "message:visitor"
+        ])
+    );
+    page.screenshot(&shots.join("2-reopened-by-the-visitor.png"))
+        .await;
+
+    // A reply being written survives the reload below.
+    page.click(&t("reply-box")).await;
+    page.type_text("Let me check the invoice").await;
+    // Pending from the box; after a reload the lines come back from the history.
+    page.eval(&format!(
+        "{s}.value = 'PENDING'; {s}.dispatchEvent(new Event('change'))",
+        s = t("status-select")
+    ))
+    .await;
+    page.wait_for(
+        &format!(
+            "{l}.length === 3 && {l}[2].textContent.startsWith('Marked pending by Admin')",
+            l = t_all("status-line")
+        ),
+        WAIT,
+    )
+    .await;
+    page.reload().await;
+    page.wait_for(
+        &format!(
+            "{}.length === 2 && {}.length === 3",
+            t_all("message"),
+            t_all("status-line")
+        ),
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        page.eval(THREAD_ORDER).await,
+        json!([
+            "message:visitor",
+            "status:closed:admin",
+            "status:open:visitor",
+            "message:visitor",
+            "status:pending:admin"
+        ])
+    );
+    page.wait_for(
+        &format!("{}.value === 'Let me check the invoice'", t("reply-box")),
+        WAIT,
+    )
+    .await;
+    page.screenshot(&shots.join("3-after-reload.png")).await;
+
+    // The visitor's side of the same history, through the API.
+    let events = app
+        .data(
+            "query($id: UUID!) { chat(id: $id) { statusEvents { to by } } }",
+            json!({ "id": chat_id }),
+            Some(&visitor),
+        )
+        .await;
+    assert_eq!(
+        events["chat"]["statusEvents"],
+        json!([
+            { "to": "CLOSED", "by": "ADMIN" },
+            { "to": "OPEN", "by": "VISITOR" },
+            { "to": "PENDING", "by": "ADMIN" }
+        ])
+    );
+    assert_no_script_errors(&page);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_looks_through_a_chats_images_with_the_keyboard() {
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let (chat_id, visitor) = app.start_chat(Some("Ada")).await;
+    let first = send_with_files(
+        &app,
+        &visitor,
+        &chat_id,
+        Some("Two photos and the receipt."),
+        &[
+            ("front.png", "image/png", png_bytes(640, 480)),
+            ("receipt.pdf", "application/pdf", pdf_bytes("Receipt 12")),
+            ("back.png", "image/png", png_bytes(300, 500)),
+        ],
+    )
+    .await;
+    assert!(first.get("errors").is_none(), "{first}");
+    let second = send_with_files(
+        &app,
+        &visitor,
+        &chat_id,
+        None,
+        &[("side.png", "image/png", png_bytes(500, 300))],
+    )
+    .await;
+    assert!(second.get("errors").is_none(), "{second}");
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.page(1280, 800).await;
+    let shots = screenshot_dir("admin/lightbox");
+    sign_in(&page, &app).await;
+    page.click(&row(&chat_id)).await;
+    page.wait_for(
+        &format!(
+            "{v}.length === 3 && {v}.every(a => a.querySelector('img').naturalWidth > 0)",
+            v = t_all("attachment-view")
+        ),
+        WAIT,
+    )
+    .await;
+
+    // A thumbnail tells its name and size when focused (and on hover: the same rule). `:focus`
+    // matches only in a focused window: say this one is, as a person's would be.
+    page.call(
+        "Emulation.setFocusEmulationEnabled",
+        json!({ "enabled": true }),
+    )
+    .await;
+    page.eval(&format!(
+        "{v}[0].focus(); {v}[0].scrollIntoView({{ block: 'center' }})",
+        v = t_all("attachment-view")
+    ))
+    .await;
+    page.wait_for(
+        &format!(
+            "(() => {{ const info = {}[0]; return info.textContent.startsWith('front.png · ') && getComputedStyle(info).opacity === '1'; }})()",
+            t_all("thumb-info")
+        ),
+        WAIT,
+    )
+    .await;
+    page.screenshot(&shots.join("1-thumbnail-focused.png"))
+        .await;
+
+    // Enter opens the viewer on that image, with its name, size and a download link.
+    page.press("Enter", 0).await;
+    let shown = |name: &str, count: &str| {
+        format!(
+            "!{lb}.hidden && {n}.textContent === '{name}' && {c}.textContent === '{count}' \
+             && {img}.alt === '{name}' && {img}.complete && {img}.naturalWidth > 0 \
+             && {dl}.getAttribute('download') === '{name}'",
+            lb = t("lightbox"),
+            n = t("lightbox-name"),
+            c = t("lightbox-count"),
+            img = t("lightbox-image"),
+            dl = t("lightbox-download"),
+        )
+    };
+    page.wait_for(&shown("front.png", "1 of 3"), WAIT).await;
+    let meta = page
+        .eval(&format!("{}.textContent", t("lightbox-meta")))
+        .await;
+    assert!(
+        meta.as_str().unwrap_or_default().ends_with("· 640×480"),
+        "{meta}"
+    );
+    assert_eq!(
+        page.eval("document.activeElement.dataset.testid").await,
+        "lightbox-close"
+    );
+    page.screenshot(&shots.join("2-first-image.png")).await;
+    // The arrows go through the chat's images in thread order, across messages, and stop at
+    // the ends; the PDF is not one of them.
+    page.press("ArrowRight", 0).await;
+    page.wait_for(&shown("back.png", "2 of 3"), WAIT).await;
+    page.press("ArrowRight", 0).await;
+    page.wait_for(&shown("side.png", "3 of 3"), WAIT).await;
+    page.screenshot(&shots.join("3-last-image.png")).await;
+    page.press("ArrowRight", 0).await;
+    page.wait_for(&shown("side.png", "3 of 3"), WAIT).await;
+    page.press("ArrowLeft", 0).await;
+    page.wait_for(&shown("back.png", "2 of 3"), WAIT).await;
+    // Tab stays inside the viewer.
+    for _ in 0..5 {
+        page.press("Tab", 0).await;
+        assert_eq!(
+            page.eval(&format!(
+                "{}.contains(document.activeElement)",
+                t("lightbox")
+            ))
+            .await,
+            json!(true)
+        );
+    }
+    // The download link fetches the image itself.
+    let href = page
+        .eval(&format!("{}.getAttribute('href')", t("lightbox-download")))
+        .await;
+    let (status, content_type, _) = fetch_in_page(&page, href.as_str().unwrap()).await;
+    assert_eq!((status, content_type.as_str()), (200, "image/png"));
+    // Escape closes it and gives focus back to the thumbnail it was opened from.
+    page.press("Escape", 0).await;
+    page.wait_for(
+        &format!(
+            "{}.hidden && document.activeElement === {}[0]",
+            t("lightbox"),
+            t_all("attachment-view")
+        ),
+        WAIT,
+    )
+    .await;
+
+    // A click opens it too; the PDF opens in a tab of its own, as a PDF.
+    page.click(&format!("{}[2]", t_all("attachment-view")))
+        .await;
+    page.wait_for(&shown("side.png", "3 of 3"), WAIT).await;
+    page.click(&t("lightbox-close")).await;
+    page.wait_for(&format!("{}.hidden", t("lightbox")), WAIT)
+        .await;
+    let tabs_before = browser.tab_urls().await.len();
+    page.click(&t("attachment-open")).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let tabs = browser.tab_urls().await;
+        if tabs.len() > tabs_before && tabs.iter().any(|url| url.starts_with("blob:")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no PDF tab: {tabs:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_no_script_errors(&page);
+}
+
+/// Interactive things smaller than 44 × 44 px that a finger may need to hit, as
+/// "testid-or-text: width×height". A checkbox counts by its label; links inside message text
+/// are part of a sentence (WCAG 2.5.5's inline exception).
+const SMALL_TARGETS: &str = "[...document.querySelectorAll('button, a[href], input, select, textarea, summary, [role=tab], [role=option]')]\
+     .filter(el => el.getClientRects().length && getComputedStyle(el).visibility !== 'hidden' && !el.closest('[hidden], .body, .visually-hidden'))\
+     .map(el => { const target = (el.type === 'checkbox' || el.type === 'radio') && el.closest('label') || el; \
+       const r = target.getBoundingClientRect(); \
+       return { name: el.dataset.testid || el.id || el.textContent.trim().slice(0, 30) || el.tagName, w: Math.round(r.width), h: Math.round(r.height) }; })\
+     .filter(x => x.w < 44 || x.h < 44).map(x => `${x.name}: ${x.w}×${x.h}`)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_page_suits_fingers_on_a_phone_and_an_800_px_window() {
+    let Some(chromium) = chromium_path() else {
+        return;
+    };
+    let app = spawn_browser_app().await;
+    let mut chats = Vec::new();
+    for n in 0..12 {
+        let (chat_id, token) = app.start_chat(Some(&format!("Visitor {n}"))).await;
+        app.send(&token, &chat_id, &format!("Question number {n}"))
+            .await;
+        chats.push(chat_id);
+    }
+    let browser = Browser::launch(&chromium).await;
+    let shots = screenshot_dir("admin/small-screens");
+
+    // 800 × 800: the list keeps a full-height column beside the chat.
+    let page = browser.page(800, 800).await;
+    sign_in(&page, &app).await;
+    page.wait_for(&format!("{}.length === 12", t_all("chat-row")), WAIT)
+        .await;
+    page.click(&row(&chats[11])).await;
+    page.wait_for(&format!("{}.length === 1", t_all("message")), WAIT)
+        .await;
+    let visible_rows = page
+        .eval(&format!(
+            "(() => {{ const list = {}.getBoundingClientRect(); return {}.filter(r => {{ const b = r.getBoundingClientRect(); \
+               return b.top >= list.top - 1 && b.bottom <= list.bottom + 1 && b.height > 0; }}).length; }})()",
+            t("chat-list"),
+            t_all("chat-row")
+        ))
+        .await;
+    eprintln!("rows fully visible at 800 × 800: {visible_rows} of 12");
+    assert!(
+        visible_rows.as_u64().unwrap_or_default() >= 8,
+        "rows fully visible at 800 px: {visible_rows}"
+    );
+    // "Admin" and "Sign out" stand apart, and the thread and reply box are usable beside it.
+    let gap = page
+        .eval(&format!(
+            "{}.getBoundingClientRect().left - {}.getBoundingClientRect().right",
+            t("sign-out"),
+            t("admin-me")
+        ))
+        .await;
+    assert!(gap.as_f64().unwrap_or_default() >= 6.0, "gap {gap}");
+    let reply = page
+        .eval(&format!(
+            "(() => {{ const r = {}.getBoundingClientRect(); return [r.width, r.bottom]; }})()",
+            t("reply-box")
+        ))
+        .await;
+    assert!(
+        reply[0].as_f64().unwrap_or_default() >= 300.0
+            && reply[1].as_f64().unwrap_or_default() <= 800.0,
+        "reply box {reply}"
+    );
+    page.screenshot(&shots.join("1-800px.png")).await;
+
+    // 1280: the keyboard help, open, fits its sidebar.
+    let wide = browser.page(1280, 800).await;
+    sign_in(&wide, &app).await;
+    wide.click("document.querySelector('[data-testid=\"shortcuts\"] > summary')")
+        .await;
+    let overflow = wide
+        .eval(&format!(
+            "(() => {{ const side = document.querySelector('.sidebar').getBoundingClientRect(); \
+               return [...{}.querySelectorAll('dt, dd, kbd')].filter(el => el.getBoundingClientRect().right > side.right - 4) \
+               .map(el => el.textContent); }})()",
+            t("shortcuts")
+        ))
+        .await;
+    assert_eq!(overflow, json!([]), "shortcut help wider than the sidebar");
+    assert_eq!(
+        wide.eval("document.querySelector('.sidebar').scrollWidth <= document.querySelector('.sidebar').clientWidth")
+            .await,
+        json!(true)
+    );
+    wide.screenshot(&shots.join("2-shortcuts-1280.png")).await;
+
+    // 375 × 667: every control is at least 44 × 44, in the list and in an open chat.
+    let phone = browser.page(375, 667).await;
+    sign_in(&phone, &app).await;
+    phone
+        .wait_for(&format!("{}.length === 12", t_all("chat-row")), WAIT)
+        .await;
+    phone.screenshot(&shots.join("3-phone-list.png")).await;
+    let small = phone.eval(SMALL_TARGETS).await;
+    assert_eq!(small, json!([]), "targets under 44 px on the list");
+    phone.click(&row(&chats[0])).await;
+    phone
+        .wait_for(&format!("{}.length === 1", t_all("message")), WAIT)
+        .await;
+    let small = phone.eval(SMALL_TARGETS).await;
+    assert_eq!(small, json!([]), "targets under 44 px in a chat");
+    phone
+        .eval(&format!("{}.scrollIntoView()", t("reply-box")))
+        .await;
+    phone.screenshot(&shots.join("4-phone-chat.png")).await;
+    assert_no_script_errors(&page);
+    assert_no_script_errors(&phone);
 }

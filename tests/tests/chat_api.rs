@@ -1042,6 +1042,102 @@ async fn status_changes_are_listed_for_the_thread_and_announced_live(backend: Ba
     assert!(!refused.to_string().contains("CLOSED"), "{refused}");
 }
 
+async fn the_demo_data_spreads_over_weeks_with_unread_chats_and_an_expired_file(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin_row = api::service::admins::list(&app.state.db)
+        .await
+        .unwrap()
+        .remove(0);
+    let viewer = api::auth::viewer::AdminViewer {
+        id: admin_row.id,
+        email: admin_row.email,
+        name: admin_row.name,
+        session: None,
+    };
+    let policy = api::files::policy::FilePolicy::from_settings(&app.state.settings);
+    let made = api::service::demo::seed(&app.state.db, app.state.storage.as_ref(), &policy, viewer)
+        .await
+        .expect("seed-demo");
+    let admin = app.admin_token().await;
+    let all = app
+        .data(
+            "{ chats(first: 50) { edges { node { id status createdAt lastMessageAt unreadCount \
+               messages(last: 10) { edges { node { createdAt attachments { name purged url } } } } } } } }",
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    let chats: Vec<Value> = all["chats"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| edge["node"].clone())
+        .collect();
+    assert_eq!(chats.len(), made);
+    let now = chrono::Utc::now();
+    let ages: Vec<i64> = chats
+        .iter()
+        .map(|c| (now - time(&c["lastMessageAt"])).num_days())
+        .collect();
+    // Newest first, from today back over more than two weeks (and one past retention).
+    assert!(ages.windows(2).all(|pair| pair[0] <= pair[1]), "{ages:?}");
+    assert_eq!(ages[0], 0, "{ages:?}");
+    assert!(ages.iter().any(|&days| (2..=7).contains(&days)), "{ages:?}");
+    assert!(ages.iter().any(|&days| days >= 14), "{ages:?}");
+    // Some unread by the team, some read.
+    let unread: Vec<i64> = chats
+        .iter()
+        .map(|c| c["unreadCount"].as_i64().unwrap())
+        .collect();
+    assert!(unread.iter().any(|&n| n > 1), "{unread:?}");
+    assert!(
+        unread.iter().filter(|&&n| n == 0).count() >= 2,
+        "{unread:?}"
+    );
+    // Lines of one conversation are minutes apart, not all in one instant.
+    for c in &chats {
+        let times: Vec<_> = nodes(&c["messages"])
+            .iter()
+            .map(|m| time(&m["createdAt"]))
+            .collect();
+        assert!(
+            times
+                .windows(2)
+                .all(|pair| pair[1] - pair[0] >= chrono::Duration::minutes(1)),
+            "{times:?}"
+        );
+        assert!(time(&c["createdAt"]) <= times[0]);
+    }
+    // An expired file, and files still there.
+    let files: Vec<Value> = chats
+        .iter()
+        .flat_map(|c| nodes(&c["messages"]))
+        .flat_map(|m| m["attachments"].as_array().unwrap().clone())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|f| f["purged"] == true && f["url"].is_null()),
+        "{files:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f["purged"] == false && f["url"].is_string())
+    );
+    // The date filter finds the older ones only.
+    let week_ago = (now - chrono::Duration::days(7)).to_rfc3339();
+    let older = app
+        .data(
+            "query($before: DateTime) { chats(filter: { updatedBefore: $before }) { totalCount } }",
+            json!({ "before": week_ago }),
+            Some(&admin),
+        )
+        .await;
+    let older = older["chats"]["totalCount"].as_i64().unwrap();
+    assert!(older >= 2 && older < made as i64, "{older}");
+}
+
 backend_tests!(
     a_visitor_and_an_admin_hold_a_whole_conversation,
     status_changes_are_recorded_and_a_visitor_message_reopens_a_closed_chat,
@@ -1055,4 +1151,5 @@ backend_tests!(
     a_password_change_retires_older_admin_tokens,
     an_admin_sets_a_display_name_that_visitors_see_on_replies_and_in_the_header,
     status_changes_are_listed_for_the_thread_and_announced_live,
+    the_demo_data_spreads_over_weeks_with_unread_chats_and_an_expired_file,
 );

@@ -1,10 +1,18 @@
 //! `chatdesk seed-demo`: a handful of realistic chats, so a new install has something to show,
-//! attachments included: a screenshot and a PDF made here, stored the way uploads are.
+//! attachments included: a screenshot and a PDF made here, stored the way uploads are. The chats
+//! are spread over the last weeks (so the date filter and "3d" have something to show), some
+//! read by the team and some not, and the oldest one's photo is past retention: purged, it
+//! shows the "file expired" card.
 
 use std::io::Cursor;
 
+use chrono::{DateTime, Duration, Utc};
 use image::{ImageFormat, Rgb, RgbImage};
-use sea_orm::DatabaseConnection;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder,
+};
+use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::auth::viewer::AdminViewer;
@@ -17,6 +25,8 @@ use crate::service::chats::{self, NewChat, VisitorChanges};
 use crate::service::messages::{self, NewAttachment, NewMessage};
 use crate::storage::Storage;
 use entity::chat::ChatStatus;
+use entity::chat_event::EventKind;
+use entity::{chat, chat_attachment, chat_event, chat_message};
 
 /// A file a demo message carries, generated on the spot.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +42,12 @@ struct DemoChat {
     email: Option<&'static str>,
     page: &'static str,
     status: ChatStatus,
+    /// How long ago the conversation took place.
+    hours_ago: i64,
+    /// The visitor's last messages the team has not read yet (0: all read).
+    unread: usize,
+    /// Its files are past retention: removed from storage, their cards say "file expired".
+    purged: bool,
     /// (from the visitor?, text, attached file)
     lines: &'static [(bool, &'static str, Option<DemoFile>)],
 }
@@ -42,6 +58,9 @@ const CHATS: &[DemoChat] = &[
         email: Some("maya@example.com"),
         page: "/pricing",
         status: ChatStatus::Open,
+        hours_ago: 1,
+        unread: 1,
+        purged: false,
         lines: &[
             (
                 true,
@@ -65,6 +84,9 @@ const CHATS: &[DemoChat] = &[
         email: Some("tomas.ortega@example.org"),
         page: "/orders/track",
         status: ChatStatus::Pending,
+        hours_ago: 3 * 24 + 5,
+        unread: 0,
+        purged: false,
         lines: &[
             (
                 true,
@@ -93,6 +115,9 @@ const CHATS: &[DemoChat] = &[
         email: None,
         page: "/",
         status: ChatStatus::Open,
+        hours_ago: 9 * 24 + 2,
+        unread: 1,
+        purged: false,
         lines: &[(true, "Do you ship to Canada?", None)],
     },
     DemoChat {
@@ -100,6 +125,9 @@ const CHATS: &[DemoChat] = &[
         email: Some("priya@example.net"),
         page: "/help/returns",
         status: ChatStatus::Closed,
+        hours_ago: 17 * 24 + 3,
+        unread: 0,
+        purged: false,
         lines: &[
             (true, "How long do refunds take?", None),
             (
@@ -111,7 +139,52 @@ const CHATS: &[DemoChat] = &[
             (false, "You're welcome, have a good day!", None),
         ],
     },
+    DemoChat {
+        name: Some("Jonas Weber"),
+        email: Some("jonas.weber@example.de"),
+        page: "/orders/track",
+        status: ChatStatus::Closed,
+        // Past the default 90 days of retention.
+        hours_ago: 95 * 24,
+        unread: 0,
+        purged: true,
+        lines: &[
+            (
+                true,
+                "The parcel arrived damaged, see the photo.",
+                Some(DemoFile::TrackingScreenshot),
+            ),
+            (
+                false,
+                "Sorry to see that! A replacement is on its way, no need to send it back.",
+                None,
+            ),
+            (true, "Thank you, that was quick.", None),
+        ],
+    },
+    DemoChat {
+        name: Some("Lea Fontaine"),
+        email: None,
+        page: "/help/shipping",
+        status: ChatStatus::Open,
+        hours_ago: 26,
+        unread: 2,
+        purged: false,
+        lines: &[
+            (true, "Bonjour! Do you ship to France?", None),
+            (
+                false,
+                "Hello Lea! Yes, to the whole EU, in 3-5 business days.",
+                None,
+            ),
+            (true, "And is there a customs fee?", None),
+            (true, "Order would be about 120 EUR.", None),
+        ],
+    },
 ];
+
+/// Minutes between two lines of a demo conversation.
+const MINUTES_BETWEEN_LINES: i64 = 3;
 
 /// Creates the demo chats as `admin` would answer them, storing their files in `storage` under
 /// the upload `policy` (a file the policy refuses is left out). Returns how many chats were made.
@@ -161,8 +234,110 @@ pub async fn seed(
         if demo.status != ChatStatus::Open {
             chats::set_status(db, &bus, &hooks, &admin, chat.id, demo.status).await?;
         }
+        let at = crate::clock::now() - Duration::hours(demo.hours_ago);
+        backdate(db, chat.id, at, demo.unread).await?;
+        if demo.purged {
+            purge_files(db, storage, chat.id).await?;
+        }
     }
     Ok(CHATS.len())
+}
+
+/// Moves a freshly made demo chat back in time to `start`: its lines a few minutes apart, its
+/// history (started, details, status) along with them, and the team's read mark before the
+/// last `unread` lines (the visitor's), so that the inbox shows them unread.
+async fn backdate(
+    db: &DatabaseConnection,
+    chat_id: Uuid,
+    start: DateTime<Utc>,
+    unread: usize,
+) -> Result<()> {
+    let messages = chat_message::Entity::find()
+        .filter(chat_message::Column::ChatId.eq(chat_id))
+        .order_by_asc(chat_message::Column::CreatedAt)
+        .order_by_asc(chat_message::Column::Id)
+        .all(db)
+        .await?;
+    let line_at = |index: usize| start + Duration::minutes(MINUTES_BETWEEN_LINES * index as i64);
+    let mut times = Vec::with_capacity(messages.len());
+    for (index, message) in messages.into_iter().enumerate() {
+        let at = line_at(index);
+        times.push(at);
+        let id = message.id;
+        let mut active = message.into_active_model();
+        active.created_at = Set(at);
+        active.update(db).await?;
+        chat_attachment::Entity::update_many()
+            .col_expr(
+                chat_attachment::Column::CreatedAt,
+                sea_orm::sea_query::Expr::value(at),
+            )
+            .filter(chat_attachment::Column::ChatMessageId.eq(id))
+            .exec(db)
+            .await?;
+    }
+    let created = start - Duration::minutes(1);
+    let last = times.last().copied().unwrap_or(created);
+    let status_at = last + Duration::minutes(2);
+    let events = chat_event::Entity::find()
+        .filter(chat_event::Column::ChatId.eq(chat_id))
+        .all(db)
+        .await?;
+    let mut changed = None;
+    for event in events {
+        let at = match event.kind {
+            EventKind::Started | EventKind::VisitorUpdated => created,
+            EventKind::StatusChanged => {
+                changed = Some(status_at);
+                status_at
+            }
+            EventKind::Read => last,
+        };
+        let mut active = event.into_active_model();
+        active.created_at = Set(at);
+        active.update(db).await?;
+    }
+    let read_upto = times
+        .len()
+        .checked_sub(unread + 1)
+        .map(|index| times[index]);
+    let Some(chat) = chat::Entity::find_by_id(chat_id).one(db).await? else {
+        return Err(Error::NotFound("chat"));
+    };
+    let mut active = chat.into_active_model();
+    active.created_at = Set(created);
+    active.last_message_at = Set(Some(last));
+    active.updated_at = Set(changed.unwrap_or(last));
+    active.admin_last_read_at = Set(read_upto);
+    active.visitor_last_read_at = Set(Some(last));
+    active.update(db).await?;
+    Ok(())
+}
+
+/// Does to a demo chat's files what retention does to old ones: the files go, the rows stay
+/// marked purged.
+async fn purge_files(db: &DatabaseConnection, storage: &dyn Storage, chat_id: Uuid) -> Result<()> {
+    let message_ids: Vec<Uuid> = chat_message::Entity::find()
+        .filter(chat_message::Column::ChatId.eq(chat_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|message| message.id)
+        .collect();
+    let files = chat_attachment::Entity::find()
+        .filter(chat_attachment::Column::ChatMessageId.is_in(message_ids))
+        .all(db)
+        .await?;
+    for file in files {
+        storage.delete(&file.storage_path).await?;
+        if let Some(thumbnail) = &file.thumbnail_path {
+            storage.delete(thumbnail).await?;
+        }
+        let mut active = file.into_active_model();
+        active.purged_at = Set(Some(crate::clock::now()));
+        active.update(db).await?;
+    }
+    Ok(())
 }
 
 /// Generates `file` and stores it as an upload would be: policy, image re-encoding, storage.

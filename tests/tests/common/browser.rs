@@ -155,6 +155,18 @@ impl Browser {
             .expect("DevTools reply")
     }
 
+    /// The URLs of the browser's open tabs (a page's `window.open` adds one).
+    pub async fn tab_urls(&self) -> Vec<String> {
+        let targets = self.call(None, "Target.getTargets", json!({})).await;
+        targets["targetInfos"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|target| target["type"] == "page")
+            .filter_map(|target| target["url"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// A new tab of `width` × `height` CSS pixels.
     pub async fn page(&self, width: u32, height: u32) -> Page<'_> {
         let target = self
@@ -314,7 +326,7 @@ impl Page<'_> {
         self.call("Input.insertText", json!({ "text": text })).await;
     }
 
-    /// Presses and releases one key: "Enter", "Escape", "Tab", "ArrowLeft", "ArrowRight", a
+    /// Presses and releases one key: "Enter", "Escape", "Tab", an arrow ("ArrowLeft"…), a
     /// lower-case letter or a digit;
     /// `modifiers` is the DevTools bit mask (1 Alt, 2 Ctrl, 4 Meta, 8 Shift).
     pub async fn press(&self, key: &str, modifiers: u32) {
@@ -323,7 +335,9 @@ impl Page<'_> {
             "Escape" => ("Escape".to_owned(), 27, String::new()),
             "Tab" => ("Tab".to_owned(), 9, String::new()),
             "ArrowLeft" => ("ArrowLeft".to_owned(), 37, String::new()),
+            "ArrowUp" => ("ArrowUp".to_owned(), 38, String::new()),
             "ArrowRight" => ("ArrowRight".to_owned(), 39, String::new()),
+            "ArrowDown" => ("ArrowDown".to_owned(), 40, String::new()),
             _ => match key.chars().collect::<Vec<_>>()[..] {
                 [c] if c.is_ascii_lowercase() => (
                     format!("Key{}", c.to_ascii_uppercase()),
