@@ -67,6 +67,7 @@ const S = {
   els: new Map(),
   statusBusy: 0, // status changes of this page still on their way
   statusWanted: null, // the status the box shows while they are
+  statusChat: null, // …in this chat
   newest: null, // endCursor of the newest page, for polling with `after`
   // Whether the thread follows its newest message: set by scrolling, not measured at render
   // time, because an image that finishes loading grows the thread without any scroll.
@@ -663,7 +664,7 @@ function renderHead() {
   const sub = [c.visitor.name ? c.visitor.email : null, c.visitor.phone, `#${shortId(c.id)}`, `started ${clock(c.createdAt)}`].filter(Boolean);
   $('chat-sub').textContent = sub.join(' · ');
   // The box shows the server's status, except while the admin's own change is on its way.
-  $('status-select').value = S.statusBusy ? S.statusWanted : c.status;
+  $('status-select').value = S.statusBusy && S.statusChat === c.id ? S.statusWanted : c.status;
   const facts = [
     ['Chat', c.id],
     ['Status', STATUS_LABEL[c.status]],
@@ -720,6 +721,7 @@ function setStatus(status) {
   const id = S.openId;
   S.statusBusy += 1;
   S.statusWanted = status;
+  S.statusChat = id;
   $('status-select').value = status;
   let failure = null;
   statusQueue = statusQueue.then(async () => {
@@ -1103,6 +1105,7 @@ function onLightboxKey(e) {
 
 /** A deleted chat leaves the list (and the view, if open). */
 function dropChat(id, message) {
+  saveDraft(id, ''); // nothing of an erased chat stays behind
   const i = S.rows.findIndex((r) => r.id === id);
   if (i >= 0) {
     S.rows.splice(i, 1);
