@@ -820,6 +820,23 @@ async fn status_changes_are_lines_in_the_admin_thread_and_the_toast_agrees_with_
     .await;
     page.screenshot(&shots.join("3-after-reload.png")).await;
 
+    // Quick presses of 1, 3, 2 end on the last one pressed, on the server, in the box and in
+    // the toast alike.
+    page.eval("document.activeElement.blur()").await;
+    for key in ["1", "3", "2"] {
+        page.press(key, 0).await;
+    }
+    page.wait_for(
+        &format!(
+            "{l}.length === 6 && {s}.value === 'PENDING' && !{toast}.hidden              && {toast}.dataset.status === 'PENDING' && {toast}.textContent === 'Status set to Pending.'",
+            l = t_all("status-line"),
+            s = t("status-select"),
+            toast = t("toast")
+        ),
+        WAIT,
+    )
+    .await;
+
     // The visitor's side of the same history, through the API.
     let events = app
         .data(
@@ -833,6 +850,9 @@ async fn status_changes_are_lines_in_the_admin_thread_and_the_toast_agrees_with_
         json!([
             { "to": "CLOSED", "by": "ADMIN" },
             { "to": "OPEN", "by": "VISITOR" },
+            { "to": "PENDING", "by": "ADMIN" },
+            { "to": "OPEN", "by": "ADMIN" },
+            { "to": "CLOSED", "by": "ADMIN" },
             { "to": "PENDING", "by": "ADMIN" }
         ])
     );
