@@ -739,7 +739,7 @@ function setStatus(status) {
       renderHead();
       fillVisitorForm(false);
       if (failure) toast(`${failure} The status stays ${STATUS_LABEL[S.chat.status]}.`, S.chat.status);
-      else statusToast(null);
+      else statusToast('mine');
     }
   });
 }
@@ -749,11 +749,11 @@ function statusToastShown() {
   return !t.hidden && !!t.dataset.status;
 }
 
-/** The toast for the open chat's status, as the box shows it, with its cause when known. */
+/** The toast for the open chat's status, as the box shows it: 'mine', or its cause when known. */
 function statusToast(cause) {
   if (!S.chat) return;
   const label = STATUS_LABEL[S.chat.status];
-  toast(cause ? `${cause}: the status is ${label} now.` : `Status set to ${label}.`, S.chat.status);
+  toast(cause === 'mine' ? `Status set to ${label}.` : `${cause ? `${cause}; the` : 'The'} status is ${label} now.`, S.chat.status);
 }
 
 function statusCause(e) {
@@ -1326,6 +1326,8 @@ function onChatEvent(ev) {
   }
   if (ev.statusEvent) addStatusEvents([ev.statusEvent]);
   setChat(ev.chat, ev.statusEvent);
+  // The chat's new status may have come first with a message: name the cause once it is known.
+  if (ev.statusEvent && !S.statusBusy && statusToastShown() && S.chat.status === ev.statusEvent.to) statusToast(statusCause(ev.statusEvent));
   if (ev.kind === 'MESSAGE_ADDED' && ev.message) {
     const m = ev.message;
     addMsg(m);
