@@ -1099,6 +1099,15 @@ async fn the_admin_page_suits_fingers_on_a_phone_and_an_800_px_window() {
         ))
         .await;
     assert_eq!(overflow, json!([]), "shortcut help wider than the sidebar");
+    // And not squeezed into a column a word wide ("status / open / pending / closed" on four
+    // lines, as beside the keys before).
+    let narrow = wide
+        .eval(&format!(
+            "[...{}.querySelectorAll('dd')].filter(dd => dd.getBoundingClientRect().width < 120).map(dd => dd.textContent)",
+            t("shortcuts")
+        ))
+        .await;
+    assert_eq!(narrow, json!([]), "shortcut descriptions squeezed");
     assert_eq!(
         wide.eval("document.querySelector('.sidebar').scrollWidth <= document.querySelector('.sidebar').clientWidth")
             .await,
