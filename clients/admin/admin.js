@@ -67,6 +67,7 @@ const S = {
   els: new Map(),
   statusBusy: 0, // status changes of this page still on their way
   statusWanted: null, // the status the box shows while they are
+  statusChat: null, // …in this chat
   newest: null, // endCursor of the newest page, for polling with `after`
   // Whether the thread follows its newest message: set by scrolling, not measured at render
   // time, because an image that finishes loading grows the thread without any scroll.
@@ -663,7 +664,7 @@ function renderHead() {
   const sub = [c.visitor.name ? c.visitor.email : null, c.visitor.phone, `#${shortId(c.id)}`, `started ${clock(c.createdAt)}`].filter(Boolean);
   $('chat-sub').textContent = sub.join(' · ');
   // The box shows the server's status, except while the admin's own change is on its way.
-  $('status-select').value = S.statusBusy ? S.statusWanted : c.status;
+  $('status-select').value = S.statusBusy && S.statusChat === c.id ? S.statusWanted : c.status;
   const facts = [
     ['Chat', c.id],
     ['Status', STATUS_LABEL[c.status]],
@@ -720,6 +721,7 @@ function setStatus(status) {
   const id = S.openId;
   S.statusBusy += 1;
   S.statusWanted = status;
+  S.statusChat = id;
   $('status-select').value = status;
   let failure = null;
   statusQueue = statusQueue.then(async () => {
@@ -737,7 +739,7 @@ function setStatus(status) {
       renderHead();
       fillVisitorForm(false);
       if (failure) toast(`${failure} The status stays ${STATUS_LABEL[S.chat.status]}.`, S.chat.status);
-      else statusToast(null);
+      else statusToast('mine');
     }
   });
 }
@@ -747,11 +749,11 @@ function statusToastShown() {
   return !t.hidden && !!t.dataset.status;
 }
 
-/** The toast for the open chat's status, as the box shows it, with its cause when known. */
+/** The toast for the open chat's status, as the box shows it: 'mine', or its cause when known. */
 function statusToast(cause) {
   if (!S.chat) return;
   const label = STATUS_LABEL[S.chat.status];
-  toast(cause ? `${cause}: the status is ${label} now.` : `Status set to ${label}.`, S.chat.status);
+  toast(cause === 'mine' ? `Status set to ${label}.` : `${cause ? `${cause}; the` : 'The'} status is ${label} now.`, S.chat.status);
 }
 
 function statusCause(e) {
@@ -1103,6 +1105,7 @@ function onLightboxKey(e) {
 
 /** A deleted chat leaves the list (and the view, if open). */
 function dropChat(id, message) {
+  saveDraft(id, ''); // nothing of an erased chat stays behind
   const i = S.rows.findIndex((r) => r.id === id);
   if (i >= 0) {
     S.rows.splice(i, 1);
@@ -1323,6 +1326,8 @@ function onChatEvent(ev) {
   }
   if (ev.statusEvent) addStatusEvents([ev.statusEvent]);
   setChat(ev.chat, ev.statusEvent);
+  // The chat's new status may have come first with a message: name the cause once it is known.
+  if (ev.statusEvent && !S.statusBusy && statusToastShown() && S.chat.status === ev.statusEvent.to) statusToast(statusCause(ev.statusEvent));
   if (ev.kind === 'MESSAGE_ADDED' && ev.message) {
     const m = ev.message;
     addMsg(m);

@@ -761,7 +761,9 @@ async fn status_changes_are_lines_in_the_admin_thread_and_the_toast_agrees_with_
         ))
         .await;
     assert!(
-        toast["hidden"] == json!(true) || toast["status"] == json!("OPEN"),
+        toast["hidden"] == json!(true)
+            || (toast["status"] == json!("OPEN")
+                && toast["text"] == json!("The visitor wrote again; the status is Open now.")),
         "the toast contradicts the box: {toast}"
     );
     assert_eq!(
@@ -820,6 +822,23 @@ async fn status_changes_are_lines_in_the_admin_thread_and_the_toast_agrees_with_
     .await;
     page.screenshot(&shots.join("3-after-reload.png")).await;
 
+    // Quick presses of 1, 3, 2 end on the last one pressed, on the server, in the box and in
+    // the toast alike.
+    page.eval("document.activeElement.blur()").await;
+    for key in ["1", "3", "2"] {
+        page.press(key, 0).await;
+    }
+    page.wait_for(
+        &format!(
+            "{l}.length === 6 && {s}.value === 'PENDING' && !{toast}.hidden              && {toast}.dataset.status === 'PENDING' && {toast}.textContent === 'Status set to Pending.'",
+            l = t_all("status-line"),
+            s = t("status-select"),
+            toast = t("toast")
+        ),
+        WAIT,
+    )
+    .await;
+
     // The visitor's side of the same history, through the API.
     let events = app
         .data(
@@ -833,6 +852,9 @@ async fn status_changes_are_lines_in_the_admin_thread_and_the_toast_agrees_with_
         json!([
             { "to": "CLOSED", "by": "ADMIN" },
             { "to": "OPEN", "by": "VISITOR" },
+            { "to": "PENDING", "by": "ADMIN" },
+            { "to": "OPEN", "by": "ADMIN" },
+            { "to": "CLOSED", "by": "ADMIN" },
             { "to": "PENDING", "by": "ADMIN" }
         ])
     );
@@ -1077,6 +1099,15 @@ async fn the_admin_page_suits_fingers_on_a_phone_and_an_800_px_window() {
         ))
         .await;
     assert_eq!(overflow, json!([]), "shortcut help wider than the sidebar");
+    // And not squeezed into a column a word wide ("status / open / pending / closed" on four
+    // lines, as beside the keys before).
+    let narrow = wide
+        .eval(&format!(
+            "[...{}.querySelectorAll('dd')].filter(dd => dd.getBoundingClientRect().width < 120).map(dd => dd.textContent)",
+            t("shortcuts")
+        ))
+        .await;
+    assert_eq!(narrow, json!([]), "shortcut descriptions squeezed");
     assert_eq!(
         wide.eval("document.querySelector('.sidebar').scrollWidth <= document.querySelector('.sidebar').clientWidth")
             .await,
