@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::auth::Viewer;
 use crate::error::Error;
+use crate::notify::mail::escape_html as escape;
 use crate::service::transcript::{self, Transcript};
 use crate::state::AppState;
 use entity::chat::ChatStatus;
@@ -170,22 +171,6 @@ fn status_name(status: ChatStatus) -> &'static str {
         ChatStatus::Pending => "PENDING",
         ChatStatus::Closed => "CLOSED",
     }
-}
-
-/// Text for HTML content and quoted attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 fn human_size(bytes: i64) -> String {

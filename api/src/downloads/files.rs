@@ -1,18 +1,17 @@
-//! The guarded download route (SPEC §5): a file goes only to a viewer who may see its chat, by
+//! The guarded download route (SPEC §5): a file goes only where `service::files` allows it, by
 //! signed link or by credential. Everything else is 404, so ids cannot be probed.
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sea_orm::EntityTrait;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::signing::Variant;
 use crate::auth::Viewer;
+use crate::files::signing::Variant;
+use crate::service::{self, files::Proof};
 use crate::state::AppState;
-use entity::{chat_attachment, chat_message};
 
 #[derive(Deserialize)]
 pub struct SignedQuery {
@@ -52,30 +51,34 @@ async fn serve(
     let Ok(id) = Uuid::parse_str(id) else {
         return not_found();
     };
-    let found = chat_attachment::Entity::find_by_id(id)
-        .find_also_related(chat_message::Entity)
-        .one(&app.db)
-        .await;
-    let (attachment, message) = match found {
-        Ok(Some((attachment, Some(message)))) => (attachment, message),
-        Ok(_) => return not_found(),
-        Err(error) => return crate::error::Error::from(error).into_response(),
+    let viewer;
+    let proof = match (query.exp, query.sig.as_deref()) {
+        (Some(expires), Some(signature)) => Proof::SignedLink { expires, signature },
+        _ => {
+            let authorization = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            viewer = Viewer::from_authorization(&app.credentials(), authorization)
+                .await
+                .unwrap_or(Viewer::Invalid);
+            Proof::Viewer(&viewer)
+        }
     };
-    if !may_download(
-        &app,
-        &attachment,
-        message.chat_id,
+    let now = chrono::Utc::now().timestamp();
+    let attachment = match service::files::for_download(
+        &app.db,
+        &app.file_signer,
+        id,
         variant,
-        &query,
-        &headers,
+        proof,
+        now,
     )
     .await
     {
-        return not_found();
-    }
-    if attachment.purged_at.is_some() {
-        return not_found();
-    }
+        Ok(Some(attachment)) => attachment,
+        Ok(None) => return not_found(),
+        Err(error) => return error.into_response(),
+    };
     let (key, content_type) = match variant {
         Variant::Original => (
             attachment.storage_path.clone(),
@@ -181,33 +184,6 @@ async fn serve(
         StatusCode::OK
     };
     (status, response_headers, Body::from_stream(object.body)).into_response()
-}
-
-/// A signed link for exactly this file and variant, or a credential that may see its chat.
-async fn may_download(
-    app: &AppState,
-    attachment: &chat_attachment::Model,
-    chat_id: Uuid,
-    variant: Variant,
-    query: &SignedQuery,
-    headers: &HeaderMap,
-) -> bool {
-    if let (Some(exp), Some(sig)) = (query.exp, query.sig.as_deref()) {
-        return app.file_signer.verify(
-            attachment.id,
-            variant,
-            exp,
-            sig,
-            chrono::Utc::now().timestamp(),
-        );
-    }
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match Viewer::from_authorization(&app.credentials(), authorization).await {
-        Ok(viewer) => viewer.require_chat(chat_id).is_ok(),
-        Err(_) => false,
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
