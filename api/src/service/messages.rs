@@ -394,7 +394,7 @@ pub async fn page(
 /// subquery (its LIMIT served by the thread index), its attachments joined on (their columns
 /// prefixed `a_`). The few rows are put in order here, by `order` on `(created_at, id)` and
 /// attachments in upload order, so the statement has no sort of its own
-/// (`tests/tests/query_plans.rs` holds it to that).
+/// (`tests/tests/suite/query_plans.rs` holds it to that).
 async fn with_their_attachments(
     db: &impl ConnectionTrait,
     page: SelectStatement,

@@ -4,7 +4,7 @@
 //! Without Python's aiosmtpd these tests say so and skip, unless `CHATDESK_REQUIRE_SMTP=1` (as
 //! `.ci/run` sets), where they fail.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -569,7 +569,7 @@ async fn smtp_down_then_up_delivers_once(backend: Backend) {
 
 /// A job written by an instance that stops before sending it is sent by the next instance on
 /// the same database. (The first instance's worker is made to look only once, at its start:
-/// from then on it is as good as dead; `tests/tests/notifications.rs` has no process to kill.)
+/// from then on it is as good as dead; `tests/tests/suite/notifications.rs` has no process to kill.)
 async fn a_job_written_before_a_crash_is_sent_after_restart(backend: Backend) {
     if !smtp_available() {
         return;

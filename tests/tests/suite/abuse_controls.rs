@@ -1,8 +1,8 @@
 //! Abuse controls (SPEC §8): rate limits that trip and recover, the CSRF rule, and malformed or
 //! hostile requests answered with an error while the server keeps serving.
 
-mod common;
-mod helpers;
+use crate::common;
+use crate::common::helpers;
 
 use std::time::Duration;
 

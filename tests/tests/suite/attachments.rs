@@ -3,7 +3,7 @@
 //! rolled back with a failed transaction, swept when orphaned and purged by retention. Each runs
 //! on SQLite and Postgres, with a local folder and with a real S3-compatible server.
 
-mod common;
+use crate::common;
 
 use std::io::Cursor;
 use std::sync::Arc;

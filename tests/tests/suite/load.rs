@@ -4,7 +4,7 @@
 //! message is stored exactly once, in the order its visitor sent it. Throughput and latency are
 //! printed for information only; they are measured by the benchmark, never asserted here.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -132,6 +132,12 @@ pub fn pdf() -> Vec<u8> {
     out
 }
 
+/// The smallest PDF the server takes: it fits the socket buffers whole, so a client whose
+/// request the server refuses early (before reading it all) still reads the answer.
+pub fn small_pdf() -> Vec<u8> {
+    b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n".to_vec()
+}
+
 pub fn text() -> Vec<u8> {
     "Order #4821\nLigne deux: é, 中文, 🦀\n"
         .repeat(50)

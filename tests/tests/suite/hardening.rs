@@ -1,7 +1,7 @@
 //! Regression tests for the outside security review's findings: each one drives the attack as
 //! the reviewer did and checks that it no longer works.
 
-mod common;
+use crate::common::{self, eventually};
 
 use std::time::{Duration, Instant};
 
@@ -92,24 +92,6 @@ fn subscription_error(message: &Value) -> Option<&str> {
         _ => return None,
     };
     errors[0]["extensions"]["code"].as_str()
-}
-
-/// Polls `check` until it holds or `wait` passes.
-async fn eventually<F, Fut>(wait: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + wait;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 // --- 1. an admin's socket ends with its session ------------------------------------------------

@@ -7,8 +7,8 @@
 //! Tests run as root here, where `chmod 000` does not stop writes; the folder is made unwritable
 //! by putting a regular file in its place, which fails every write under it for anyone.
 
-mod common;
-mod resilience_support;
+use crate::common;
+use crate::common::resilience_support;
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ async fn an_unwritable_upload_folder_fails_sends_cleanly(backend: Backend) {
     let app = spawn_app(backend).await;
     let (chat_id, visitor) = app.start_chat(None).await;
     let uploads = uploads_dir(&app);
-    let png = || resilience_support::png(120, 90);
+    let png = || common::samples::png(120, 90);
 
     let (status, answer) = upload(&app, &visitor, &chat_id, None, &[("before.png", png())]).await;
     assert_eq!(status, 200, "{answer}");
@@ -59,7 +59,7 @@ async fn an_unwritable_upload_folder_fails_sends_cleanly(backend: Backend) {
             Some("a photo and a document"),
             &[
                 ("during.png", png()),
-                ("during.pdf", resilience_support::pdf()),
+                ("during.pdf", common::samples::small_pdf()),
             ],
         )
         .await;

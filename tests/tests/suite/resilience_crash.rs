@@ -13,8 +13,8 @@
 //! `cargo test -p tests` may leave it missing or older than the `api` library, and then these
 //! tests say so and skip, unless `CI` is set (as `.ci/run` runs), where they fail.
 
-mod common;
-mod resilience_support;
+use crate::common;
+use crate::common::resilience_support;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -172,8 +172,8 @@ async fn a_killed_server_leaves_no_row_without_its_file(backend: Backend) {
     let (chat_id, token) = start_chat(&server.base).await;
 
     // Uploaders send messages of two files each, as fast as they can, until the server dies.
-    let photo = resilience_support::png(900, 600);
-    let document = [resilience_support::pdf(), vec![b' '; 512 * 1024]].concat();
+    let photo = common::samples::png(900, 600);
+    let document = [common::samples::small_pdf(), vec![b' '; 512 * 1024]].concat();
     let mut uploaders = Vec::new();
     for n in 0..6 {
         let (base, chat_id, token) = (server.base.clone(), chat_id.clone(), token.clone());
@@ -309,7 +309,7 @@ async fn a_killed_server_leaves_no_row_without_its_file(backend: Backend) {
         &token,
         &chat_id,
         None,
-        &[("again.png", resilience_support::png(10, 10))],
+        &[("again.png", common::samples::png(10, 10))],
     )
     .await
     .expect("an upload after the restart");
@@ -332,7 +332,7 @@ async fn sigterm_lets_an_inflight_upload_finish(backend: Backend) {
     let (chat_id, token) = start_chat(&server.base).await;
     let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
 
-    let document = [resilience_support::pdf(), vec![b' '; 256 * 1024]].concat();
+    let document = [common::samples::small_pdf(), vec![b' '; 256 * 1024]].concat();
     let (content_type, body) = multipart(&upload_parts(
         &chat_id,
         Some("sent through a shutdown"),

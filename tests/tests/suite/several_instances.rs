@@ -13,7 +13,7 @@
 //! `CHATDESK_REQUIRE_HAPROXY=1` / `CHATDESK_REQUIRE_NGINX=1`), Postgres, and the built binary
 //! (see `chatdesk_binary`).
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

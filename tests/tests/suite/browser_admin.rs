@@ -3,7 +3,7 @@
 //! answers it, the visitor sees the answer). Screenshots of each screen go to
 //! `target/screenshots/admin/…` for a person to look at.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

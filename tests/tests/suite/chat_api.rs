@@ -1,8 +1,8 @@
 //! The chat API as visitors and admins use it: the whole conversation, status and its history,
 //! safe retries, paging through a thread, who may see what, and the error codes a client meets.
 
-mod common;
-mod helpers;
+use crate::common;
+use crate::common::helpers;
 
 use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, error_code, spawn_app};
 use entity::chat_event::EventKind;

@@ -3,13 +3,17 @@
 #![allow(dead_code)]
 
 use std::sync::Once;
+use std::time::Duration;
 
 use api::{Application, Settings};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 pub mod browser;
+#[macro_use]
 pub mod files;
+pub mod helpers;
+pub mod resilience_support;
 pub mod samples;
 pub mod ws;
 
@@ -348,5 +352,23 @@ pub fn chatdesk_binary() -> Option<std::path::PathBuf> {
             eprintln!("skipped: {message}");
             None
         }
+    }
+}
+
+/// Waits until `check` is true, polling; false if it never was within `wait`.
+pub async fn eventually<F, Fut>(wait: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -1,6 +1,6 @@
 //! Subscriptions over real WebSockets: both sides hear each other, across instances too.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

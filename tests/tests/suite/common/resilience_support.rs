@@ -293,33 +293,8 @@ pub fn free_port() -> u16 {
 
 // ---- sample files ---------------------------------------------------------------------------
 
-pub fn pdf() -> Vec<u8> {
-    b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n".to_vec()
-}
-
-/// A real PNG of `width` x `height` with some colour in it.
-pub fn png(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(image)
-        .write_to(&mut out, image::ImageFormat::Png)
-        .expect("encode a PNG");
-    out.into_inner()
-}
-
-pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
-}
+// The plain ones are `samples`' (one maker of each); here only the hostile ones.
+use super::samples::{crc32, png};
 
 fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     let mut chunk = Vec::with_capacity(data.len() + 12);
@@ -419,69 +394,6 @@ impl BitWriter {
         }
         self.out
     }
-}
-
-/// A ZIP archive with stored (uncompressed) entries.
-pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut directory = Vec::new();
-    for (name, data) in entries {
-        let offset = out.len() as u32;
-        let crc = crc32(data);
-        let size = data.len() as u32;
-        let common = |out: &mut Vec<u8>| {
-            out.extend_from_slice(&0u16.to_le_bytes()); // flags
-            out.extend_from_slice(&0u16.to_le_bytes()); // stored
-            out.extend_from_slice(&0u16.to_le_bytes()); // time
-            out.extend_from_slice(&0x0021u16.to_le_bytes()); // date
-            out.extend_from_slice(&crc.to_le_bytes());
-            out.extend_from_slice(&size.to_le_bytes());
-            out.extend_from_slice(&size.to_le_bytes());
-            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            out.extend_from_slice(&0u16.to_le_bytes()); // extra
-        };
-        out.extend_from_slice(b"PK\x03\x04");
-        out.extend_from_slice(&20u16.to_le_bytes());
-        common(&mut out);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(data);
-
-        directory.extend_from_slice(b"PK\x01\x02");
-        directory.extend_from_slice(&20u16.to_le_bytes());
-        directory.extend_from_slice(&20u16.to_le_bytes());
-        common(&mut directory);
-        directory.extend_from_slice(&0u16.to_le_bytes()); // comment
-        directory.extend_from_slice(&0u16.to_le_bytes()); // disk
-        directory.extend_from_slice(&0u16.to_le_bytes()); // internal attributes
-        directory.extend_from_slice(&0u32.to_le_bytes()); // external attributes
-        directory.extend_from_slice(&offset.to_le_bytes());
-        directory.extend_from_slice(name.as_bytes());
-    }
-    let directory_offset = out.len() as u32;
-    out.extend_from_slice(&directory);
-    out.extend_from_slice(b"PK\x05\x06");
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(directory.len() as u32).to_le_bytes());
-    out.extend_from_slice(&directory_offset.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out
-}
-
-/// The smallest ZIP that is a Word document as far as the server's check goes.
-pub fn docx() -> Vec<u8> {
-    zip(&[
-        (
-            "[Content_Types].xml",
-            b"<?xml version=\"1.0\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"/>",
-        ),
-        (
-            "word/document.xml",
-            b"<?xml version=\"1.0\"?><w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"/>",
-        ),
-    ])
 }
 
 pub fn elf() -> Vec<u8> {
@@ -742,23 +654,5 @@ impl Drop for PgCluster {
             .arg(self.bin.join("pg_ctl"))
             .args(["-D", &self.data(), "-m", "immediate", "stop"])
             .output();
-    }
-}
-
-/// Waits until `check` is true, polling; false if it never was within `wait`.
-pub async fn eventually<F, Fut>(wait: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -2,7 +2,7 @@
 //! database made for the test, since there is no internet for real signatures), chats erased
 //! (rows and stored files, checked by listing both), transcripts, and chat retention.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -3,8 +3,8 @@
 //! truncated and dropped uploads, slow-loris bodies, queries past the limits, probing for field
 //! suggestions, hostile file names, type confusion, and markup in message bodies.
 
-mod common;
-mod resilience_support;
+use crate::common;
+use crate::common::resilience_support;
 
 use std::time::{Duration, Instant};
 
@@ -226,7 +226,7 @@ async fn broken_multipart_bodies_are_refused(backend: Backend) {
     // A small file limit, to check "larger than allowed" cheaply.
     let app = spawn_app_with(backend, |settings| settings.max_file_bytes = 256 * 1024).await;
     let (chat_id, token) = app.start_chat(None).await;
-    let pdf = resilience_support::pdf();
+    let pdf = common::samples::small_pdf();
     let good = upload_parts(&chat_id, None, None, &[("a.pdf", pdf.clone())]);
     let operations = good[0].clone();
     let map = good[1].clone();
@@ -409,7 +409,7 @@ async fn duplicate_and_unknown_parts_never_become_attachments(backend: Backend) 
     // hold is that only the part the map names becomes an attachment, once.
     let app = spawn_app(backend).await;
     let (chat_id, token) = app.start_chat(None).await;
-    let pdf = resilience_support::pdf();
+    let pdf = common::samples::small_pdf();
     let good = upload_parts(&chat_id, None, None, &[("named.pdf", pdf.clone())]);
     let mut unknown_file = Part::file("evil", "evil.pdf", pdf.clone());
     unknown_file.content_type = Some("application/pdf".into());
@@ -474,9 +474,16 @@ async fn duplicate_and_unknown_parts_never_become_attachments(backend: Backend) 
 async fn a_flood_of_file_parts_is_cut_off(backend: Backend) {
     let mut app = spawn_app(backend).await;
     let (chat_id, token) = app.start_chat(None).await;
+    // Temp files only: the other tests of the binary share this process and its sockets.
+    let temp = std::env::temp_dir();
     let open_files = || {
         std::fs::read_dir("/proc/self/fd")
-            .map(|dir| dir.count())
+            .map(|dir| {
+                dir.flatten()
+                    .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                    .filter(|target| target.starts_with(&temp))
+                    .count()
+            })
             .unwrap_or(0)
     };
     let before = open_files();
@@ -487,7 +494,7 @@ async fn a_flood_of_file_parts_is_cut_off(backend: Backend) {
         &chat_id,
         None,
         None,
-        &[("one.pdf", resilience_support::pdf())],
+        &[("one.pdf", common::samples::small_pdf())],
     );
     for n in 0..300 {
         unnamed.push(Part::file(&format!("x{n}"), "x.pdf", Vec::new()));
@@ -518,7 +525,7 @@ async fn truncated_and_dropped_uploads_leave_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     let (chat_id, token) = app.start_chat(None).await;
     let auth = format!("Bearer {token}");
-    let pdf = [resilience_support::pdf(), vec![b' '; 64 * 1024]].concat();
+    let pdf = [common::samples::small_pdf(), vec![b' '; 64 * 1024]].concat();
     let (content_type, body) = multipart(&upload_parts(&chat_id, None, None, &[("a.pdf", pdf)]));
 
     // 1. The body ends (half-close) before its Content-Length: an error comes back.
@@ -606,7 +613,7 @@ async fn slow_loris_bodies_are_cut_off(backend: Backend) {
     let app = spawn_app(backend).await;
     let (chat_id, token) = app.start_chat(None).await;
     let auth = format!("Bearer {token}");
-    let pdf = [resilience_support::pdf(), vec![b' '; 32 * 1024]].concat();
+    let pdf = [common::samples::small_pdf(), vec![b' '; 32 * 1024]].concat();
     let (content_type, body) = multipart(&upload_parts(&chat_id, None, None, &[("a.pdf", pdf)]));
     let head = request_head(
         app.port,
@@ -814,7 +821,7 @@ async fn hostile_file_names_are_sanitised(backend: Backend) {
             &token,
             &chat_id,
             None,
-            &[(name, resilience_support::pdf())],
+            &[(name, common::samples::small_pdf())],
         )
         .await;
         let shown = name.escape_debug().to_string();
@@ -910,7 +917,7 @@ async fn type_confusion_is_refused(backend: Backend) {
         (
             "a ZIP that is not a Word document",
             "letter.docx",
-            resilience_support::zip(&[("readme.txt", b"hello"), ("run.sh", b"#!/bin/sh\n")]),
+            common::samples::zip(&[("readme.txt", b"hello"), ("run.sh", b"#!/bin/sh\n")]),
         ),
         (
             "SVG named .png",
@@ -927,12 +934,12 @@ async fn type_confusion_is_refused(backend: Backend) {
             "notes.txt",
             b"#!/bin/sh\nrm -rf /\n".to_vec(),
         ),
-        ("a PDF named .png", "photo.png", resilience_support::pdf()),
         (
-            "a PNG named .exe",
-            "photo.exe",
-            resilience_support::png(8, 8),
+            "a PDF named .png",
+            "photo.png",
+            common::samples::small_pdf(),
         ),
+        ("a PNG named .exe", "photo.exe", common::samples::png(8, 8)),
     ];
     for (case, name, bytes) in refused {
         let (status, answer) = upload(&app, &token, &chat_id, None, &[(name, bytes)]).await;
@@ -1004,7 +1011,7 @@ async fn type_confusion_is_refused(backend: Backend) {
         &token,
         &chat_id,
         None,
-        &[("letter.docx", resilience_support::docx())],
+        &[("letter.docx", common::samples::docx())],
     )
     .await;
     assert_eq!(status, 200, "{answer}");

@@ -8,8 +8,8 @@
 //! server; without node or the installed packages it is skipped, unless
 //! `CHATDESK_REQUIRE_NODE_CLIENTS=1` (CI) makes that a failure.
 
-mod common;
-mod resilience_support;
+use crate::common;
+use crate::common::resilience_support;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -351,7 +351,7 @@ async fn alias_floods_and_large_bodies_are_refused_cheaply(backend: Backend) {
 async fn multipart_maps_are_checked(backend: Backend) {
     let app = spawn_app(backend).await;
     let (chat_id, token) = app.start_chat(None).await;
-    let pdf = resilience_support::pdf();
+    let pdf = common::samples::small_pdf();
     let operations = |files: usize| {
         json!({
             "query": resilience_support::SEND_WITH_FILES,

@@ -3,8 +3,8 @@
 //! another chat, or a bad credential, learns nothing about the chat through errors or counts.
 //! The observed matrix is printed (`--nocapture`) and shown whole when a cell is wrong.
 
-mod common;
-mod resilience_support;
+use crate::common;
+use crate::common::resilience_support;
 
 use std::time::Duration;
 
@@ -274,7 +274,7 @@ async fn set_up(app: &TestApp) -> (World, Vec<(Credential, Option<String>)>) {
         &visitor,
         &this_chat,
         Some(SECRET_BODY),
-        &[("secret-plan.png", resilience_support::png(64, 48))],
+        &[("secret-plan.png", common::samples::png(64, 48))],
     )
     .await;
     assert_eq!(status, 200, "{sent}");

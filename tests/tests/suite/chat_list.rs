@@ -1,8 +1,8 @@
 //! The admin inbox: newest activity first, Relay paging, filters and search, and a constant
 //! number of SQL statements whatever the page length.
 
-mod common;
-mod helpers;
+use crate::common;
+use crate::common::helpers;
 
 use std::collections::BTreeSet;
 

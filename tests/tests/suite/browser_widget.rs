@@ -2,7 +2,7 @@
 //! demo page at `/` embeds it, a visitor chats and sends files, an admin answers through the
 //! API. Screenshots of each state go to `target/screenshots/widget/…` for a person to look at.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

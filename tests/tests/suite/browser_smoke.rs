@@ -1,6 +1,6 @@
 //! The browser harness itself: Chromium loads the demo page from the real server.
 
-mod common;
+use crate::common;
 
 use common::browser::{Browser, chromium_path};
 use common::{Backend, spawn_app};

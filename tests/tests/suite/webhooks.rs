@@ -5,7 +5,7 @@
 //! Without node and that package installed (`npm ci --prefix tests/webhook-receiver`) these
 //! tests say so and skip, unless `CHATDESK_REQUIRE_NODE_WEBHOOKS=1` (as `.ci/run` sets).
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};

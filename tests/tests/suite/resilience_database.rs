@@ -11,8 +11,8 @@
 //!   timeout), not an ever-growing queue. There is no setting for the pool size, so the test
 //!   holds every connection of the server's own pool itself (`pg_sleep` on Postgres).
 
-mod common;
-mod resilience_support;
+use crate::common;
+use crate::common::resilience_support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -335,7 +335,7 @@ async fn exhaust_pool(
                         .expect("a slow query");
                 }));
             }
-            let full = resilience_support::eventually(Duration::from_secs(10), || {
+            let full = common::eventually(Duration::from_secs(10), || {
                 let pool = pool.clone();
                 async move { pool.size() == max && pool.num_idle() == 0 }
             })
@@ -353,7 +353,7 @@ async fn exhaust_pool(
                     drop(connection);
                 }));
             }
-            let full = resilience_support::eventually(Duration::from_secs(10), || {
+            let full = common::eventually(Duration::from_secs(10), || {
                 let pool = pool.clone();
                 async move { pool.size() == max && pool.num_idle() == 0 }
             })

@@ -1,6 +1,6 @@
 //! The one migration set goes all the way up and all the way down, on both databases.
 
-mod common;
+use crate::common;
 
 use common::Backend;
 use migration::{Migrator, MigratorTrait};

@@ -6,7 +6,7 @@
 //! search): with so few rows those would win on cost anyway, so only a plan that has no other
 //! way keeps one. A disabled node shows as a cost of 10^10, which fails the check too.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -8,8 +8,8 @@
 //! Bounded: a few hundred cases of each kind (`PROPTEST_CASES` changes it), well under 30 s.
 //! Failures are not persisted to files; proptest prints the smallest failing input.
 
-mod common;
-mod resilience_support;
+use crate::common;
+use crate::common::resilience_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -241,8 +241,8 @@ fn part(chat_id: String) -> impl Strategy<Value = Part> {
     let body = prop_oneof![
         operation(chat_id).prop_map(|value| value.to_string().into_bytes()),
         map_body(),
-        Just(resilience_support::pdf()),
-        Just(resilience_support::png(16, 16)),
+        Just(common::samples::small_pdf()),
+        Just(common::samples::png(16, 16)),
         prop::collection::vec(any::<u8>(), 0..256),
     ];
     (
@@ -268,8 +268,8 @@ fn part(chat_id: String) -> impl Strategy<Value = Part> {
 /// the map replaced. Keeps many cases close enough to valid to reach the upload path.
 fn bent_upload(chat_id: String) -> impl Strategy<Value = Vec<Part>> {
     let file = prop_oneof![
-        3 => Just(("a.pdf".to_owned(), resilience_support::pdf())),
-        3 => Just(("b.png".to_owned(), resilience_support::png(16, 16))),
+        3 => Just(("a.pdf".to_owned(), common::samples::small_pdf())),
+        3 => Just(("b.png".to_owned(), common::samples::png(16, 16))),
         2 => Just(("c.txt".to_owned(), b"plain text\n".to_vec())),
         1 => (
             "[^\"\r\n\\\\]{0,12}",
