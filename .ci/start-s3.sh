@@ -4,7 +4,7 @@
 #
 #     eval "$(.ci/start-s3.sh)"
 #     CHATDESK_REQUIRE_S3=1 cargo test -p api --lib storage::s3
-#     CHATDESK_REQUIRE_S3=1 cargo test -p tests --test attachments
+#     CHATDESK_REQUIRE_S3=1 cargo test -p tests --test suite attachments::
 #     kill "$CHATDESK_TEST_S3_PID"
 #
 # The server is s3s-fs (crates.io, from the s3s project): a real S3 REST implementation over a

@@ -8,12 +8,12 @@ use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use migration::{Migrator, MigratorTrait};
 use rand::RngExt;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -32,7 +32,7 @@ use crate::realtime::EventBus;
 use crate::server::{self, ConnectionLimits};
 use crate::service::{admins, retention};
 use crate::state::{AppState, Inner};
-use crate::{database, files, graphql, web};
+use crate::{database, graphql, web};
 
 pub struct Application {
     listener: TcpListener,
@@ -48,16 +48,15 @@ impl Application {
         let query_count = Arc::new(AtomicU64::new(0));
         let pool = database::connect(&settings).await?;
         let db = database::counted(&pool, query_count.clone());
-        Migrator::up(&db, None)
-            .await
-            .map_err(|error| anyhow::anyhow!("database migration failed: {error}"))?;
+        database::migrate(&db).await?;
         if let Some((admin, generated)) = admins::ensure_first_admin(
             &db,
             settings.admin_email.as_deref(),
             settings.admin_password.as_ref().map(Secret::expose),
         )
         .await
-        .map_err(|error| anyhow::anyhow!("cannot create the first admin: {}", error.message()))?
+        .map_err(anyhow::Error::from)
+        .context("cannot create the first admin")?
         {
             match generated {
                 // Printed once, on purpose: there is no other way to learn it.
@@ -92,7 +91,8 @@ impl Application {
             EventBus::in_process()
         };
         let storage = crate::storage::from_settings(&settings.storage)
-            .map_err(|error| anyhow::anyhow!("CHATDESK_STORAGE: {}", error.message()))?;
+            .map_err(anyhow::Error::from)
+            .context("CHATDESK_STORAGE")?;
         let state = AppState::new(Inner {
             jwt: JwtKeys::new(jwt_secret.expose().as_bytes()),
             visitor_chats: Default::default(),
@@ -204,7 +204,7 @@ fn spawn_background_tasks(
             {
                 Ok(report) => tracing::info!(?report, "retention and orphan sweep done"),
                 Err(error) => {
-                    tracing::warn!(error = error.message(), "retention and orphan sweep failed")
+                    tracing::warn!(error = error.report(), "retention and orphan sweep failed")
                 }
             }
         }
@@ -382,11 +382,11 @@ fn router(state: AppState) -> Router {
         .merge(graphql)
         .route(
             "/api/chat/files/{id}",
-            get(files::download::original).with_state(state.clone()),
+            get(crate::downloads::files::original).with_state(state.clone()),
         )
         .route(
             "/api/chat/files/{id}/thumbnail",
-            get(files::download::thumbnail).with_state(state.clone()),
+            get(crate::downloads::files::thumbnail).with_state(state.clone()),
         )
         .route(
             "/api/notify/unsubscribe",
@@ -396,11 +396,11 @@ fn router(state: AppState) -> Router {
         )
         .route(
             "/api/chat/transcripts/{id}",
-            get(files::transcript::html).with_state(state.clone()),
+            get(crate::downloads::transcript::html).with_state(state.clone()),
         )
         .route(
             "/api/chat/transcripts/{id}/json",
-            get(files::transcript::json).with_state(state.clone()),
+            get(crate::downloads::transcript::json).with_state(state.clone()),
         )
         .route("/healthz", get(web::healthz))
         .route("/readyz", get(web::readyz).with_state(state.clone()))

@@ -3,8 +3,8 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use migration::{Migrator, MigratorTrait};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::Settings;
@@ -68,9 +68,10 @@ pub fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return fail(format!("cannot start the async runtime: {error}")),
     };
+    // `{:#}`: the whole chain of causes, on one line.
     match runtime.block_on(run(cli.command.unwrap_or(Command::Serve))) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(error),
+        Err(error) => fail(format!("{error:#}")),
     }
 }
 
@@ -101,28 +102,20 @@ fn init_tracing() {
     }));
 }
 
-async fn run(command: Command) -> Result<(), String> {
-    let settings = Settings::from_env()?;
+async fn run(command: Command) -> anyhow::Result<()> {
+    let settings = Settings::from_env().map_err(anyhow::Error::msg)?;
     match command {
         Command::Serve => {
-            let app = crate::Application::build(settings)
-                .await
-                .map_err(|e| e.to_string())?;
-            app.run_until_stopped().await.map_err(|e| e.to_string())
+            let app = crate::Application::build(settings).await?;
+            Ok(app.run_until_stopped().await?)
         }
         Command::Migrate => {
-            let db = connect(&settings).await?;
-            Migrator::up(&db, None)
-                .await
-                .map_err(|e| format!("migration failed: {e}"))?;
+            connect(&settings).await?;
             println!("migrations applied");
             Ok(())
         }
         Command::Admin { command } => {
             let db = connect(&settings).await?;
-            Migrator::up(&db, None)
-                .await
-                .map_err(|e| format!("migration failed: {e}"))?;
             match command {
                 AdminCommand::Create {
                     email,
@@ -130,9 +123,7 @@ async fn run(command: Command) -> Result<(), String> {
                     password_stdin,
                 } => {
                     let password = read_password(password_stdin)?;
-                    let admin = admins::create(&db, &email, name.as_deref(), &password)
-                        .await
-                        .map_err(|e| e.message())?;
+                    let admin = admins::create(&db, &email, name.as_deref(), &password).await?;
                     println!("created admin {}", admin.email);
                 }
                 AdminCommand::Passwd {
@@ -140,16 +131,14 @@ async fn run(command: Command) -> Result<(), String> {
                     password_stdin,
                 } => {
                     let password = read_password(password_stdin)?;
-                    let admin = admins::set_password(&db, &email, &password)
-                        .await
-                        .map_err(|e| e.message())?;
+                    let admin = admins::set_password(&db, &email, &password).await?;
                     println!(
                         "changed the password of {}; their open sessions have ended",
                         admin.email
                     );
                 }
                 AdminCommand::List => {
-                    for admin in admins::list(&db).await.map_err(|e| e.message())? {
+                    for admin in admins::list(&db).await? {
                         let last_login = admin
                             .last_login_at
                             .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
@@ -166,9 +155,6 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::SeedDemo => {
             let db = connect(&settings).await?;
-            Migrator::up(&db, None)
-                .await
-                .map_err(|e| format!("migration failed: {e}"))?;
             admins::ensure_first_admin(
                 &db,
                 settings.admin_email.as_deref(),
@@ -178,14 +164,11 @@ async fn run(command: Command) -> Result<(), String> {
                     .map(crate::config::Secret::expose),
             )
             .await
-            .map_err(|e| e.message())?;
-            let admin = admins::list(&db)
-                .await
-                .map_err(|e| e.message())?
-                .into_iter()
-                .next();
+            .map_err(anyhow::Error::from)
+            .context("cannot create the first admin")?;
+            let admin = admins::list(&db).await?.into_iter().next();
             let Some(admin) = admin else {
-                return Err("no admin to answer the demo chats".into());
+                bail!("no admin to answer the demo chats");
             };
             let viewer = crate::auth::viewer::AdminViewer {
                 id: admin.id,
@@ -193,26 +176,25 @@ async fn run(command: Command) -> Result<(), String> {
                 name: admin.name,
                 session: None,
             };
-            let storage =
-                crate::storage::from_settings(&settings.storage).map_err(|e| e.message())?;
+            let storage = open_storage(&settings)?;
             let policy = crate::files::policy::FilePolicy::from_settings(&settings);
             let count = crate::service::demo::seed(&db, storage.as_ref(), &policy, viewer)
                 .await
-                .map_err(|e| e.message())?;
+                .map_err(anyhow::Error::from)
+                .context("cannot seed the demo chats")?;
             println!("created {count} demo chats");
             Ok(())
         }
         Command::Purge => {
             let db = connect(&settings).await?;
-            Migrator::up(&db, None)
-                .await
-                .map_err(|e| format!("migration failed: {e}"))?;
-            let storage =
-                crate::storage::from_settings(&settings.storage).map_err(|e| e.message())?;
+            let storage = open_storage(&settings)?;
             // Erased chats are announced to webhook endpoints (the servers' workers deliver);
             // no server hears of them otherwise, so their remembered tokens expire by restart.
             let hooks = crate::webhooks::Hooks::off();
-            hooks.refresh(&db).await.map_err(|e| e.to_string())?;
+            hooks
+                .refresh(&db)
+                .await
+                .context("cannot read the webhook endpoints")?;
             let report = crate::service::retention::run_jobs(
                 &db,
                 storage.as_ref(),
@@ -222,7 +204,8 @@ async fn run(command: Command) -> Result<(), String> {
                 settings.chat_retention_days,
             )
             .await
-            .map_err(|e| e.message())?;
+            .map_err(anyhow::Error::from)
+            .context("retention and orphan sweep failed")?;
             if report.erased_chats > 0 {
                 println!(
                     "erased {} chat(s) inactive for over {} days",
@@ -248,37 +231,46 @@ async fn run(command: Command) -> Result<(), String> {
     }
 }
 
-async fn connect(settings: &Settings) -> Result<sea_orm::DatabaseConnection, String> {
-    crate::database::connect(settings)
-        .await
-        .map_err(|e| e.to_string())
+/// The database, migrated: every command but `serve` (which migrates itself) starts here.
+async fn connect(settings: &Settings) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    let db = crate::database::connect(settings).await?;
+    crate::database::migrate(&db).await?;
+    Ok(db)
+}
+
+fn open_storage(
+    settings: &Settings,
+) -> anyhow::Result<std::sync::Arc<dyn crate::storage::Storage>> {
+    crate::storage::from_settings(&settings.storage)
+        .map_err(anyhow::Error::from)
+        .context("CHATDESK_STORAGE")
 }
 
 /// The new password: one line from standard input, or typed twice at a prompt.
-fn read_password(from_stdin: bool) -> Result<String, String> {
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if from_stdin || !stdin.is_terminal() {
         let mut line = String::new();
         stdin
             .lock()
             .read_line(&mut line)
-            .map_err(|e| format!("cannot read the password: {e}"))?;
+            .context("cannot read the password")?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
     }
-    let prompt = |label: &str| -> Result<String, String> {
+    let prompt = |label: &str| -> anyhow::Result<String> {
         eprint!("{label}: ");
         let _ = std::io::stderr().flush();
         let mut line = String::new();
         stdin
             .lock()
             .read_line(&mut line)
-            .map_err(|e| format!("cannot read the password: {e}"))?;
+            .context("cannot read the password")?;
         Ok(line.trim_end_matches(['\r', '\n']).to_owned())
     };
     let first = prompt("New password")?;
     let second = prompt("Repeat it")?;
     if first != second {
-        return Err("the two passwords differ".into());
+        bail!("the two passwords differ");
     }
     Ok(first)
 }

@@ -9,6 +9,16 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::config::{Settings, redact_url};
 
+/// Applies the pending migrations: at every start, and before every CLI command that needs the
+/// database.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use migration::{Migrator, MigratorTrait};
+    Migrator::up(db, None)
+        .await
+        .context("database migration failed")
+}
+
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     if let Some(path) = sqlite_file(&settings.database_url)
         && let Some(parent) = std::path::Path::new(&path).parent()

@@ -126,12 +126,33 @@ impl Error {
         Self::Internal(error.into())
     }
 
+    /// What an operator is told (the CLI, a background job's log): the client's text, or for an
+    /// internal or unavailable error the whole chain of causes the client never sees.
+    pub fn report(&self) -> String {
+        match self {
+            Self::Internal(source) | Self::Unavailable(source) => format!("{source:#}"),
+            _ => self.message(),
+        }
+    }
+
     /// Logs what the client will not see. Called once, where the error leaves the API.
     fn log(&self) {
         match self {
             Self::Internal(source) => tracing::error!(error = ?source, "internal error"),
-            Self::Unavailable(source) => tracing::warn!(error = %source, "dependency unavailable"),
+            Self::Unavailable(source) => {
+                tracing::warn!(error = %format!("{source:#}"), "dependency unavailable")
+            }
             _ => {}
+        }
+    }
+}
+
+/// For operators, with `?` in the CLI: the causes stay (see [`Error::report`]).
+impl From<Error> for anyhow::Error {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Internal(source) | Error::Unavailable(source) => source,
+            other => anyhow::anyhow!(other.message()),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod database;
 pub mod domain;
+pub mod downloads;
 pub mod error;
 pub mod files;
 pub mod graphql;

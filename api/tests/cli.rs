@@ -99,6 +99,26 @@ fn bad_configuration_fails_with_one_line() {
         None,
     );
     assert_one_clear_line(&out, "cannot listen on");
+
+    // An operator is told the cause, not the clients' "internal error": a half-configured S3
+    // (a key id without its secret) names what is missing, under the setting it came from.
+    let database = format!("sqlite://{}/chatdesk.db?mode=rwc", dir.path().display());
+    let out = chatdesk(
+        dir.path(),
+        &[
+            ("DATABASE_URL", database.as_str()),
+            ("CHATDESK_STORAGE", "s3://chatdesk-cli-test"),
+            ("AWS_ACCESS_KEY_ID", "an-id-without-its-secret"),
+        ],
+        &["purge"],
+        None,
+    );
+    assert_one_clear_line(&out, "CHATDESK_STORAGE: ");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SecretAccessKey") && !stderr.contains("internal error"),
+        "stderr: {stderr}"
+    );
 }
 
 #[test]

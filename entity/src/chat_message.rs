@@ -16,7 +16,21 @@ pub struct Model {
     pub created_at: DateTimeUtc,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+/// Which side of a chat wrote a message, and which side a viewer speaks for (`api`'s `Side`):
+/// the one "visitor or admin" of the whole code. Stored as `visitor`/`admin`; in event-bus
+/// notices as `Visitor`/`Admin`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 pub enum SenderType {
     #[sea_orm(string_value = "visitor")]

@@ -3,11 +3,14 @@
 //! other tests are untouched); a send with files fails with `UNAVAILABLE`, no row is written,
 //! `/readyz` reports the storage; when the proxy opens again, sending works again by itself.
 //!
-//! A binary with a single test on purpose: the server builds its S3 client from `AWS_*`
-//! variables, so this test points `AWS_ENDPOINT_URL` at its proxy before any thread starts.
+//! A binary with a single test on purpose, the one test outside `suite/`: the server builds its
+//! S3 client from `AWS_*` variables, so this test points `AWS_ENDPOINT_URL` at its proxy before
+//! any thread starts, which no test sharing a process with others may do.
 
+#[path = "suite/common/mod.rs"]
 mod common;
-mod resilience_support;
+
+use common::resilience_support;
 
 use std::time::{Duration, Instant};
 
@@ -61,16 +64,11 @@ async fn readiness(app: &common::TestApp) -> (u16, Value) {
 
 #[test]
 fn an_unreachable_s3_server_fails_sends_cleanly() {
-    let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
-    let Some(endpoint) = var("CHATDESK_TEST_S3_ENDPOINT") else {
-        assert!(
-            var("CHATDESK_REQUIRE_S3").as_deref() != Some("1"),
-            "CHATDESK_REQUIRE_S3=1 but CHATDESK_TEST_S3_ENDPOINT is not set: eval \"$(.ci/start-s3.sh)\""
-        );
-        eprintln!("skipped on S3: CHATDESK_TEST_S3_ENDPOINT is not set (see .ci/start-s3.sh)");
+    let Some(common::files::S3Server { bucket, .. }) = common::files::s3_server() else {
         return;
     };
-    let bucket = var("CHATDESK_TEST_S3_BUCKET").expect("CHATDESK_TEST_S3_BUCKET is set");
+    // s3_server checked that AWS_ENDPOINT_URL names the test server.
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL is set");
     let upstream = endpoint
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -99,7 +97,7 @@ fn an_unreachable_s3_server_fails_sends_cleanly() {
         })
         .await;
         let (chat_id, visitor) = app.start_chat(None).await;
-        let png = || resilience_support::png(120, 90);
+        let png = || common::samples::png(120, 90);
 
         let (status, answer) = upload(&app, &visitor, &chat_id, None, &[("a.png", png())]).await;
         assert_eq!(status, 200, "{answer}");

@@ -40,21 +40,8 @@ pub struct Credentials<'a> {
     pub admin_rows: &'a AdminRows,
 }
 
-/// Which side of a chat a viewer speaks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Side {
-    Visitor,
-    Admin,
-}
-
-impl Side {
-    pub fn other(self) -> Self {
-        match self {
-            Self::Visitor => Self::Admin,
-            Self::Admin => Self::Visitor,
-        }
-    }
-}
+/// Which side of a chat a viewer speaks for: the same two as the sides that write messages.
+pub use entity::chat_message::SenderType as Side;
 
 impl Viewer {
     /// Resolves an `Authorization` header value (`Bearer …`). Database errors propagate; a bad

@@ -1,16 +1,13 @@
-//! Attachments: what may be uploaded (policy), how images are made safe (images), how an
-//! upload becomes a file ready to store (upload), how a message's uploads are accepted and
-//! stored (accept), the virus scan on the way in (scan), the signed links that serve them (signing), the guarded route (download) and the
-//! transcript downloads (transcript).
+//! Attachments as bytes: what may be uploaded (policy), how an upload becomes a checked file
+//! ready to store (upload, with docx and images for the types that need a closer look), the
+//! virus scan on the way in (scan), putting files into storage and taking them out (store),
+//! and the signed links that serve them (signing). No GraphQL and no database in here: the
+//! send (`service::sending`) and the download routes (`downloads`) use these.
 
-pub mod accept;
 pub mod docx;
-pub mod download;
 pub mod images;
 pub mod policy;
 pub mod scan;
 pub mod signing;
-pub mod transcript;
+pub mod store;
 pub mod upload;
-
-pub use accept::{AcceptedFiles, accept_uploads};

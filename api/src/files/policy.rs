@@ -98,6 +98,15 @@ pub struct FilePolicy {
     pub allowed_extensions: Vec<String>,
 }
 
+/// At most `max` files to a message: the multipart reader asks before spooling any file, the
+/// send again for callers that come another way.
+pub fn check_count(count: usize, max: usize) -> Result<()> {
+    if count > max {
+        return Err(Error::TooManyFiles { max });
+    }
+    Ok(())
+}
+
 impl FilePolicy {
     pub fn from_settings(settings: &Settings) -> Self {
         Self::new(
@@ -149,12 +158,7 @@ impl FilePolicy {
 
     /// `TOO_MANY_FILES` when a message carries more files than allowed.
     pub fn check_count(&self, count: usize) -> Result<()> {
-        if count > self.max_files {
-            return Err(Error::TooManyFiles {
-                max: self.max_files,
-            });
-        }
-        Ok(())
+        check_count(count, self.max_files)
     }
 
     fn allows(&self, extension: &str) -> bool {

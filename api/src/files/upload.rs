@@ -27,6 +27,7 @@ use super::docx::check_docx;
 use super::images::{ProcessedImage, process_image};
 use super::policy::{FilePolicy, SNIFF_BYTES, SniffedType, TextCheck, sanitize_name};
 use super::scan::{Scan, Scanner};
+use crate::auth::visitor_token::hex;
 use crate::error::{Error, Result};
 
 const CHUNK: usize = 64 * 1024;
@@ -64,6 +65,14 @@ impl std::fmt::Debug for PreparedFile {
             .field("image", &self.image)
             .finish()
     }
+}
+
+/// An uploaded file as it arrived, nothing checked yet: the name its sender gave, and its bytes
+/// already spooled to a file (async-graphql's `UploadValue`, taken apart in `graphql/`).
+#[derive(Debug)]
+pub struct Received {
+    pub name: String,
+    pub content: std::fs::File,
 }
 
 /// Prepares an upload that is already in a file (async-graphql's `UploadValue::content`).
@@ -280,10 +289,6 @@ impl Write for HashingWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

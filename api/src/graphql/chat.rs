@@ -15,11 +15,15 @@ use super::types::{
 use crate::auth::Viewer;
 use crate::domain::{self, MessageBody};
 use crate::error::Error;
+use crate::files::policy::FilePolicy;
+use crate::files::scan::Scanner;
+use crate::files::upload::Received;
 use crate::realtime::{Notice, NoticeKind};
 use crate::service::chats::{self, ChatFilter as ServiceFilter, NewChat, VisitorChanges};
 use crate::service::cursor::Cursor;
 use crate::service::erasure::{self, Eraser};
-use crate::service::messages::{self, NewMessage};
+use crate::service::messages;
+use crate::service::sending::{self, Draft, Outlets};
 
 type Result<T> = async_graphql::Result<T>;
 
@@ -161,12 +165,11 @@ impl ChatQuery {
             })
             .collect();
         Ok(Plain(ChatConnection {
-            page_info: PageInfo {
+            page_info: PageInfo::of(
+                edges.iter().map(|edge| &edge.cursor),
+                after.is_some(),
                 has_next_page,
-                has_previous_page: after.is_some(),
-                start_cursor: edges.first().map(|edge| edge.cursor.clone()),
-                end_cursor: edges.last().map(|edge| edge.cursor.clone()),
-            },
+            ),
             edges,
             filter,
         }))
@@ -227,6 +230,22 @@ async fn preload_page(
     Ok(preload)
 }
 
+/// The GraphQL side of an upload: each `Upload` taken out of the request, as sent.
+fn received(ctx: &Context<'_>, uploads: Vec<Upload>) -> Result<Vec<Received>> {
+    uploads
+        .iter()
+        .map(|upload| {
+            let value = upload
+                .value(ctx)
+                .map_err(|_| Error::bad_input("an upload could not be read"))?;
+            Ok(Received {
+                name: value.filename,
+                content: value.content,
+            })
+        })
+        .collect()
+}
+
 #[derive(Default)]
 pub struct ChatMutation;
 
@@ -275,51 +294,28 @@ impl ChatMutation {
         let body = MessageBody::parse(body.as_deref(), app.settings.max_message_chars)?
             .map(MessageBody::into_inner);
         let client_message_id = domain::client_message_id(client_message_id.as_deref())?;
-        let uploads = attachments.unwrap_or_default();
-        if uploads.len() > app.settings.max_files {
-            return Err(Error::TooManyFiles {
-                max: app.settings.max_files,
-            }
-            .into());
-        }
-        // A retry of a stored message with files returns it before the files are processed
-        // again. (A text-only retry needs no look-up: the send itself finds it.)
-        if !uploads.is_empty()
-            && let Some(client_id) = client_message_id.as_deref()
-            && let Some(existing) = messages::find_by_client_id(&app.db, chat_id, client_id).await?
-        {
-            let chat = chats::get(&app.db, viewer, chat_id).await?;
-            return Ok(Message::new(existing, &chat));
-        }
-        let files = crate::files::accept_uploads(ctx, app, &uploads).await?;
-        let new = NewMessage {
-            body,
-            client_message_id,
-            attachments: files.rows(),
+        let uploads = received(ctx, attachments.unwrap_or_default())?;
+        let to = Outlets {
+            db: &app.db,
+            bus: &app.bus,
+            email: app.notify.trigger,
+            hooks: &app.hooks,
+            storage: app.storage.as_ref(),
         };
-        match messages::send(
-            &app.db,
-            &app.bus,
-            app.notify.trigger,
-            &app.hooks,
+        let sent = sending::send_uploads(
+            to,
+            &FilePolicy::from_settings(&app.settings),
+            Scanner::from_settings(&app.settings).as_ref(),
             viewer,
             chat_id,
-            new,
+            Draft {
+                body,
+                client_message_id,
+            },
+            uploads,
         )
-        .await
-        {
-            Ok(sent) => {
-                if !sent.created {
-                    files.discard(app).await;
-                }
-                Ok(Message::new(sent.message, &sent.chat))
-            }
-            Err(error) => {
-                // The files were stored before the row; without the row they must go.
-                files.discard(app).await;
-                Err(error.into())
-            }
-        }
+        .await?;
+        Ok(Message::new(sent.message, &sent.chat))
     }
 
     /// Marks the other side's messages in this chat read for the viewer's side.

@@ -487,8 +487,8 @@ async fn read_small_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes
     let mut bytes = bytes::BytesMut::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|error| {
-            if error.kind() == std::io::ErrorKind::TimedOut {
-                Refusal::bad("the request body arrived too slowly; send it again")
+            if multipart::too_slow(&error) {
+                Refusal::bad(multipart::TOO_SLOW)
             } else {
                 Refusal::bad(format!("the request body could not be read: {error}"))
             }

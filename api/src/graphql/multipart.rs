@@ -75,11 +75,7 @@ pub async fn receive(
     })?;
     let FileMap(entries) = serde_json::from_slice(&map)
         .map_err(|error| Error::bad_input(format!("map is not a JSON object of paths: {error}")))?;
-    if entries.len() > limits.max_files {
-        return Err(Error::TooManyFiles {
-            max: limits.max_files,
-        });
-    }
+    crate::files::policy::check_count(entries.len(), limits.max_files)?;
     // One part fills one variable: a part mapped to several paths was processed once per path
     // (a decompression bomb of an image, three times), and in a batch the copies shared one
     // file offset. Every path must name a `null` placeholder in `operations`.
@@ -260,14 +256,26 @@ fn set_upload(batch: &mut BatchRequest, path: &str, upload: UploadValue) -> Resu
 
 /// A body that broke off: too slow (our deadline), dropped, or not multipart at all.
 fn body_error(error: multer::Error) -> Error {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    if too_slow(&error) {
+        return Error::bad_input(TOO_SLOW);
+    }
+    Error::bad_input(format!("malformed multipart body: {error}"))
+}
+
+/// What a client is told when its body came slower than the pace `http::paced` demands.
+pub(super) const TOO_SLOW: &str = "the request body arrived too slowly; send it again";
+
+/// Whether reading a body failed on our pacing deadline: a `TimedOut` I/O error anywhere in
+/// the chain of causes (multer wraps it; a plain body read returns it as is).
+pub(super) fn too_slow(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
     while let Some(current) = source {
         if let Some(io) = current.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::TimedOut
         {
-            return Error::bad_input("the request body arrived too slowly; send it again");
+            return true;
         }
         source = current.source();
     }
-    Error::bad_input(format!("malformed multipart body: {error}"))
+    false
 }

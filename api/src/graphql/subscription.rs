@@ -16,6 +16,7 @@ use crate::state::AppState;
 
 /// What happened.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::realtime::NoticeKind")]
 pub enum ChatEventKind {
     /// A visitor started a chat.
     ChatStarted,
@@ -32,20 +33,6 @@ pub enum ChatEventKind {
     /// The chat was erased, with everything in it. Only `chat.id` means anything here: the
     /// chat is gone (its thread reads empty).
     ChatDeleted,
-}
-
-impl From<NoticeKind> for ChatEventKind {
-    fn from(kind: NoticeKind) -> Self {
-        match kind {
-            NoticeKind::ChatStarted => Self::ChatStarted,
-            NoticeKind::MessageAdded => Self::MessageAdded,
-            NoticeKind::StatusChanged => Self::StatusChanged,
-            NoticeKind::Read => Self::Read,
-            NoticeKind::VisitorUpdated => Self::VisitorUpdated,
-            NoticeKind::Typing => Self::Typing,
-            NoticeKind::ChatDeleted => Self::ChatDeleted,
-        }
-    }
 }
 
 /// A change in a chat, with the chat as it is now.
@@ -196,7 +183,7 @@ fn events(
                     continue;
                 }
                 // Typing goes to the other side only.
-                if notice.kind == NoticeKind::Typing && notice.side.map(Side::from) == Some(side) {
+                if notice.kind == NoticeKind::Typing && notice.side == Some(side) {
                     continue;
                 }
                 match resolve(&app, &viewer, side, notice).await {
@@ -254,7 +241,7 @@ async fn resolve(
         chat: Chat::new(chat, side),
         message,
         typing: notice.typing,
-        sender: notice.side.map(|s| Side::from(s).into()),
+        sender: notice.side.map(Into::into),
         status_event,
     }))
 }

@@ -34,29 +34,12 @@ pub enum ChatStatus {
 
 /// Which side wrote a message.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "entity::chat_message::SenderType")]
 pub enum Sender {
     /// The website visitor.
     Visitor,
     /// A member of the support team.
     Admin,
-}
-
-impl From<Side> for Sender {
-    fn from(side: Side) -> Self {
-        match side {
-            Side::Visitor => Self::Visitor,
-            Side::Admin => Self::Admin,
-        }
-    }
-}
-
-impl From<chat_message::SenderType> for Sender {
-    fn from(sender: chat_message::SenderType) -> Self {
-        match sender {
-            chat_message::SenderType::Visitor => Self::Visitor,
-            chat_message::SenderType::Admin => Self::Admin,
-        }
-    }
 }
 
 /// A conversation between one visitor and the team.
@@ -300,12 +283,11 @@ impl Chat {
             })
             .collect();
         Ok(Plain(MessageConnection {
-            page_info: PageInfo {
-                has_next_page: page.has_next,
-                has_previous_page: page.has_previous,
-                start_cursor: edges.first().map(|edge| edge.cursor.clone()),
-                end_cursor: edges.last().map(|edge| edge.cursor.clone()),
-            },
+            page_info: PageInfo::of(
+                edges.iter().map(|edge| &edge.cursor),
+                page.has_previous,
+                page.has_next,
+            ),
             edges,
         }))
     }
@@ -577,6 +559,26 @@ pub struct PageInfo {
     pub start_cursor: Option<String>,
     /// The cursor of the last item; pass it as `after` to page on.
     pub end_cursor: Option<String>,
+}
+
+impl PageInfo {
+    /// The page of `cursors` (its edges' cursors, in order).
+    pub fn of<'a>(
+        mut cursors: impl DoubleEndedIterator<Item = &'a String>,
+        has_previous_page: bool,
+        has_next_page: bool,
+    ) -> Self {
+        let start_cursor = cursors.next().cloned();
+        Self {
+            has_next_page,
+            has_previous_page,
+            end_cursor: cursors
+                .next_back()
+                .cloned()
+                .or_else(|| start_cursor.clone()),
+            start_cursor,
+        }
+    }
 }
 
 /// A page of chats.

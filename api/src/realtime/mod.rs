@@ -32,34 +32,10 @@ pub struct Notice {
     pub typing: Option<bool>,
     /// The side that caused the event (who read, who typed, who wrote).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub side: Option<SideName>,
+    pub side: Option<Side>,
     /// The `chat_events` row of a status change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<Uuid>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SideName {
-    Visitor,
-    Admin,
-}
-
-impl From<Side> for SideName {
-    fn from(side: Side) -> Self {
-        match side {
-            Side::Visitor => Self::Visitor,
-            Side::Admin => Self::Admin,
-        }
-    }
-}
-
-impl From<SideName> for Side {
-    fn from(side: SideName) -> Self {
-        match side {
-            SideName::Visitor => Self::Visitor,
-            SideName::Admin => Self::Admin,
-        }
-    }
 }
 
 impl Notice {
@@ -85,7 +61,7 @@ impl Notice {
     }
 
     pub fn from_side(mut self, side: Side) -> Self {
-        self.side = Some(side.into());
+        self.side = Some(side);
         self
     }
 

@@ -479,11 +479,8 @@ fn base_conditions(filter: &ChatFilter) -> Condition {
         condition = condition.add(chat::Column::UpdatedAt.lt(before));
     }
     if filter.unread_only {
-        condition = condition.add(Expr::cust(
-            "EXISTS (SELECT 1 FROM chat_messages m WHERE m.chat_id = chats.id \
-             AND m.sender_type = 'visitor' \
-             AND (chats.admin_last_read_at IS NULL OR m.created_at > chats.admin_last_read_at))",
-        ));
+        // The same index range as the inbox's unread counts, asked only whether it is empty.
+        condition = condition.add(Expr::exists(unread_of(Side::Admin, Expr::value(1))));
     }
     condition
 }
@@ -681,13 +678,22 @@ pub async fn unread_counts(
 }
 
 /// The unread count of the chat on the current row of `chats`, as a correlated subquery.
-///
-/// Each chat's count is a range of `idx_chat_messages_chat_created`: `(chat_id, created_at)`
-/// past the chat's read mark. Joining the messages to the chats instead read every message of
-/// every chat on the page and looked its chat up once per message (13 ms for an inbox page of
-/// busy chats on 1M messages; this is 2 ms). The mark is compared through COALESCE with the
-/// epoch, not `mark IS NULL OR …`, which no index range can serve.
 fn unread_of_each(side: Side) -> SimpleExpr {
+    use entity::chat_message;
+    use sea_orm::sea_query::{Alias, ExprTrait};
+    let count = Expr::col((Alias::new("m"), chat_message::Column::Id)).count();
+    SimpleExpr::SubQuery(None, Box::new(unread_of(side, count).into()))
+}
+
+/// `what` of the other side's messages that `side` has not read, in the chat on the current
+/// row of `chats` (`m` names the messages).
+///
+/// Each chat's unread messages are a range of `idx_chat_messages_chat_created`:
+/// `(chat_id, created_at)` past the chat's read mark. Joining the messages to the chats instead
+/// read every message of every chat on the page and looked its chat up once per message (13 ms
+/// for an inbox page of busy chats on 1M messages; this is 2 ms). The mark is compared through
+/// COALESCE with the epoch, not `mark IS NULL OR …`, which no index range can serve.
+fn unread_of(side: Side, what: Expr) -> sea_orm::sea_query::SelectStatement {
     use entity::chat_message::{self, SenderType};
     use sea_orm::sea_query::{Alias, ExprTrait, Func, Query};
     let (sender, mark) = match side {
@@ -695,8 +701,8 @@ fn unread_of_each(side: Side) -> SimpleExpr {
         Side::Visitor => (SenderType::Admin, chat::Column::VisitorLastReadAt),
     };
     let m = Alias::new("m");
-    let unread = Query::select()
-        .expr(Expr::col((m.clone(), chat_message::Column::Id)).count())
+    Query::select()
+        .expr(what)
         .from_as(chat_message::Entity, m.clone())
         .and_where(
             Expr::col((m.clone(), chat_message::Column::ChatId))
@@ -709,6 +715,5 @@ fn unread_of_each(side: Side) -> SimpleExpr {
                 Expr::value(DateTime::<Utc>::UNIX_EPOCH),
             ])),
         )
-        .to_owned();
-    SimpleExpr::SubQuery(None, Box::new(unread.into()))
+        .to_owned()
 }

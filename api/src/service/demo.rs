@@ -1,5 +1,5 @@
 //! `chatdesk seed-demo`: a handful of realistic chats, so a new install has something to show,
-//! attachments included: a screenshot and a PDF made here, stored the way uploads are. The chats
+//! attachments included: a screenshot and a PDF made here, sent the way uploads are. The chats
 //! are spread over the last weeks (so the date filter and "3d" have something to show), some
 //! read by the team and some not, and the oldest one's photo is past retention: purged, it
 //! shows the "file expired" card.
@@ -17,12 +17,11 @@ use uuid::Uuid;
 use crate::auth::Viewer;
 use crate::auth::viewer::AdminViewer;
 use crate::error::{Error, Result};
-use crate::files::accept::{discard, store_prepared};
 use crate::files::policy::FilePolicy;
-use crate::files::upload::prepare_reader;
+use crate::files::upload::{PreparedFile, prepare_reader};
 use crate::realtime::EventBus;
 use crate::service::chats::{self, NewChat, VisitorChanges};
-use crate::service::messages::{self, NewAttachment, NewMessage};
+use crate::service::sending::{self, Draft, Outlets};
 use crate::storage::Storage;
 use entity::chat::ChatStatus;
 use entity::chat_event::EventKind;
@@ -198,6 +197,13 @@ pub async fn seed(
     // Seeding is not news for integrators: no webhooks.
     let hooks = crate::webhooks::Hooks::off();
     let admin = Viewer::Admin(admin);
+    let to = Outlets {
+        db,
+        bus: &bus,
+        email: None,
+        hooks: &hooks,
+        storage,
+    };
     for demo in CHATS {
         let new = NewChat {
             source_page: Some(demo.page.to_owned()),
@@ -215,21 +221,15 @@ pub async fn seed(
         }
         for (from_visitor, text, file) in demo.lines {
             let sender = if *from_visitor { &visitor } else { &admin };
-            let attachments = match file {
-                Some(file) => store_demo_file(storage, policy, *file).await?,
+            let files = match file {
+                Some(file) => demo_file(policy, *file).await?,
                 None => Vec::new(),
             };
-            let message = NewMessage {
+            let draft = Draft {
                 body: Some((*text).to_owned()),
                 client_message_id: None,
-                attachments: attachments.clone(),
             };
-            if let Err(error) =
-                messages::send(db, &bus, None, &hooks, sender, chat.id, message).await
-            {
-                discard(storage, attachments).await;
-                return Err(error);
-            }
+            sending::send_prepared(to, sender, chat.id, draft, &files).await?;
         }
         if demo.status != ChatStatus::Open {
             chats::set_status(db, &bus, &hooks, &admin, chat.id, demo.status).await?;
@@ -340,29 +340,24 @@ async fn purge_files(db: &DatabaseConnection, storage: &dyn Storage, chat_id: Uu
     Ok(())
 }
 
-/// Generates `file` and stores it as an upload would be: policy, image re-encoding, storage.
-async fn store_demo_file(
-    storage: &dyn Storage,
-    policy: &FilePolicy,
-    file: DemoFile,
-) -> Result<Vec<NewAttachment>> {
+/// Generates `file` and checks it as an upload would be: policy, image re-encoding.
+async fn demo_file(policy: &FilePolicy, file: DemoFile) -> Result<Vec<PreparedFile>> {
     let (name, bytes) = match file {
         DemoFile::TrackingScreenshot => ("tracking-4821.png", tracking_screenshot()?),
         DemoFile::CarrierTrace => ("carrier-trace-4821.pdf", carrier_trace_pdf()),
     };
-    let prepared = match prepare_reader(policy, name, bytes.as_slice()).await {
-        Ok(prepared) => prepared,
+    match prepare_reader(policy, name, bytes.as_slice()).await {
+        Ok(prepared) => Ok(vec![prepared]),
         Err(error @ (Error::UnsupportedFileType(_) | Error::FileTooLarge { .. })) => {
             tracing::info!(
                 name,
                 reason = error.message(),
                 "demo file left out by the upload policy"
             );
-            return Ok(Vec::new());
+            Ok(Vec::new())
         }
-        Err(error) => return Err(error),
-    };
-    Ok(vec![store_prepared(storage, &prepared).await?])
+        Err(error) => Err(error),
+    }
 }
 
 /// A 480x300 PNG that looks like a parcel-tracking page: a header bar, four progress steps

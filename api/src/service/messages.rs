@@ -24,19 +24,7 @@ use entity::chat_attachment;
 use entity::chat_event::EventKind;
 use entity::chat_message::{self, SenderType};
 
-/// A file already written to storage, waiting for its row.
-#[derive(Clone, Debug)]
-pub struct NewAttachment {
-    pub id: Uuid,
-    pub original_name: String,
-    pub mime_type: String,
-    pub size_bytes: i64,
-    pub sha256: String,
-    pub storage_path: String,
-    pub width: Option<i32>,
-    pub height: Option<i32>,
-    pub thumbnail_path: Option<String>,
-}
+pub use crate::files::store::NewAttachment;
 
 pub struct NewMessage {
     pub body: Option<String>,
@@ -407,7 +395,7 @@ pub async fn page(
 /// subquery (its LIMIT served by the thread index), its attachments joined on (their columns
 /// prefixed `a_`). The few rows are put in order here, by `order` on `(created_at, id)` and
 /// attachments in upload order, so the statement has no sort of its own
-/// (`tests/tests/query_plans.rs` holds it to that).
+/// (`tests/tests/suite/query_plans.rs` holds it to that).
 async fn with_their_attachments(
     db: &impl ConnectionTrait,
     page: SelectStatement,
@@ -470,11 +458,21 @@ pub async fn last_messages(
     if chat_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let newest = Query::select()
-        .expr(Expr::cust(
-            "(SELECT m2.id FROM chat_messages m2 WHERE m2.chat_id = chats.id \
-             ORDER BY m2.created_at DESC, m2.id DESC LIMIT 1)",
+    // Per chat, the first entry of its `(chat_id, created_at)` index range, newest first.
+    let m2 = Alias::new("m2");
+    let newest_of_each = Query::select()
+        .column((m2.clone(), chat_message::Column::Id))
+        .from_as(chat_message::Entity, m2.clone())
+        .and_where(sea_orm::sea_query::ExprTrait::equals(
+            Expr::col((m2.clone(), chat_message::Column::ChatId)),
+            (chat::Entity, chat::Column::Id),
         ))
+        .order_by((m2.clone(), chat_message::Column::CreatedAt), Order::Desc)
+        .order_by((m2, chat_message::Column::Id), Order::Desc)
+        .limit(1)
+        .to_owned();
+    let newest = Query::select()
+        .expr(Expr::SubQuery(None, Box::new(newest_of_each.into())))
         .from(chat::Entity)
         .and_where(chat::Column::Id.is_in(chat_ids.iter().copied()))
         .to_owned();

@@ -7,9 +7,11 @@ pub mod chats;
 pub mod cursor;
 pub mod demo;
 pub mod erasure;
+pub mod files;
 pub mod messages;
 pub mod notifications;
 pub mod retention;
+pub mod sending;
 pub mod transcript;
 
 use sea_orm::{
