@@ -208,16 +208,20 @@ impl RateLimits {
         })
     }
 
-    async fn check(&self, limit: Limit, key: Key) -> Result<()> {
+    /// One request against `limit` for each of `keys` (each key has its own quota; the
+    /// request is refused when any is spent). A shared store judges all of them in one round
+    /// trip.
+    async fn check(&self, limit: Limit, keys: &[Key]) -> Result<()> {
         let local = match limit {
             Limit::StartChat => &self.start_chat,
             Limit::SendMessage => &self.send_message,
             Limit::Login => &self.login,
         };
+        let check_locally = || keys.iter().try_for_each(|key| self.check_local(local, key));
         let Some(shared) = &self.shared else {
-            return self.check_local(local, &key);
+            return check_locally();
         };
-        match shared.check(limit, &key).await {
+        match shared.check(limit, keys).await {
             Ok(Verdict::Allowed) => Ok(()),
             Ok(Verdict::Refused { wait_us }) => Err(Error::RateLimited {
                 retry_after_seconds: whole_seconds(wait_us),
@@ -227,22 +231,25 @@ impl RateLimits {
             }) if limit.fails_closed() => Err(Error::RateLimited {
                 retry_after_seconds,
             }),
-            Err(StoreDown { .. }) => self.check_local(local, &key),
+            Err(StoreDown { .. }) => check_locally(),
         }
     }
 
     pub async fn start_chat(&self, address: IpAddr) -> Result<()> {
-        self.check(Limit::StartChat, Key::Address(address)).await
+        self.check(Limit::StartChat, &[Key::Address(address)]).await
     }
 
     /// Visitors are limited per token and per address; admins are not limited.
     pub async fn send_message(&self, address: IpAddr, chat_id: Uuid) -> Result<()> {
-        self.check(Limit::SendMessage, Key::Chat(chat_id)).await?;
-        self.check(Limit::SendMessage, Key::Address(address)).await
+        self.check(
+            Limit::SendMessage,
+            &[Key::Chat(chat_id), Key::Address(address)],
+        )
+        .await
     }
 
     pub async fn login(&self, address: IpAddr) -> Result<()> {
-        self.check(Limit::Login, Key::Address(address)).await
+        self.check(Limit::Login, &[Key::Address(address)]).await
     }
 
     /// Per instance on purpose: a typing indicator is not worth a round trip.
@@ -327,18 +334,23 @@ struct StoreDown {
 /// The database's clock in microseconds since the epoch: one clock for every instance.
 const NOW_US: &str = "(extract(epoch FROM now()) * 1000000)::bigint";
 
-/// $1 key, $2 interval, $3 period (µs). A new key starts with one request used. For an existing
-/// one, every `SET` expression reads the old row, so `allowed` and `tat` judge the same request;
-/// a refused request leaves the TAT as it was. `wait_us` matters only when refused: how long
-/// until `max(tat, now) + interval - now <= period` holds.
-fn gcra_sql() -> String {
+/// $1 interval, $2 period (µs), then one key per row from $3 on: a row each. A new key starts
+/// with one request used. For an existing one, every `SET` expression reads the old row, so
+/// `allowed` and `tat` judge the same request; a refused request leaves the TAT as it was.
+/// `wait_us` matters only when refused: how long until `max(tat, now) + interval - now <=
+/// period` holds.
+fn gcra_sql(keys: usize) -> String {
+    let rows: Vec<String> = (0..keys)
+        .map(|key| format!("(${}, {NOW_US} + $1, true)", key + 3))
+        .collect();
     format!(
-        "INSERT INTO rate_limits AS r (key, tat, allowed) VALUES ($1, {NOW_US} + $2, true) \
+        "INSERT INTO rate_limits AS r (key, tat, allowed) VALUES {} \
          ON CONFLICT (key) DO UPDATE SET \
-           tat = CASE WHEN GREATEST(r.tat, excluded.tat - $2) + $2 <= excluded.tat - $2 + $3 \
-                 THEN GREATEST(r.tat, excluded.tat - $2) + $2 ELSE r.tat END, \
-           allowed = GREATEST(r.tat, excluded.tat - $2) + $2 <= excluded.tat - $2 + $3 \
-         RETURNING allowed, tat + $2 - $3 - {NOW_US} AS wait_us"
+           tat = CASE WHEN GREATEST(r.tat, excluded.tat - $1) + $1 <= excluded.tat - $1 + $2 \
+                 THEN GREATEST(r.tat, excluded.tat - $1) + $1 ELSE r.tat END, \
+           allowed = GREATEST(r.tat, excluded.tat - $1) + $1 <= excluded.tat - $1 + $2 \
+         RETURNING allowed, tat + $1 - $2 - {NOW_US} AS wait_us",
+        rows.join(", ")
     )
 }
 
@@ -353,8 +365,20 @@ enum Verdict {
     Refused { wait_us: i64 },
 }
 
+impl Verdict {
+    /// The request against several keys: refused when any refuses it, until the last frees it.
+    fn and(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Allowed, verdict) | (verdict, Self::Allowed) => verdict,
+            (Self::Refused { wait_us: a }, Self::Refused { wait_us: b }) => {
+                Self::Refused { wait_us: a.max(b) }
+            }
+        }
+    }
+}
+
 impl Shared {
-    async fn check(&self, limit: Limit, key: &Key) -> std::result::Result<Verdict, StoreDown> {
+    async fn check(&self, limit: Limit, keys: &[Key]) -> std::result::Result<Verdict, StoreDown> {
         let now_ms = self.now_ms();
         let down_until = self.down_until_ms.load(Ordering::Relaxed);
         if now_ms < down_until {
@@ -367,14 +391,19 @@ impl Shared {
             Limit::SendMessage => self.send_message,
             Limit::Login => self.login,
         };
-        let name = key.shared_name(limit.name());
+        // Sorted, so that two checks sharing keys lock their rows in the same order.
+        let mut names: Vec<String> = keys
+            .iter()
+            .map(|key| key.shared_name(limit.name()))
+            .collect();
+        names.sort_unstable();
         let verdict = match &self.store {
             Store::Postgres(db) => {
-                tokio::time::timeout(STORE_TIMEOUT, postgres_check(db, &name, gcra))
+                tokio::time::timeout(STORE_TIMEOUT, postgres_check(db, &names, gcra))
                     .await
                     .map(|verdict| verdict.map_err(|error| error.to_string()))
             }
-            Store::Redis(redis) => tokio::time::timeout(STORE_TIMEOUT, redis.check(&name, gcra))
+            Store::Redis(redis) => tokio::time::timeout(STORE_TIMEOUT, redis.check(&names, gcra))
                 .await
                 .map(|verdict| verdict.map_err(|error| error.to_string())),
         };
@@ -423,42 +452,60 @@ impl Shared {
 
 async fn postgres_check(
     db: &DatabaseConnection,
-    key: &str,
+    keys: &[String],
     gcra: Gcra,
 ) -> std::result::Result<Verdict, sea_orm::DbErr> {
-    static SQL: LazyLock<String> = LazyLock::new(gcra_sql);
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
+    // A login or a new chat checks one key, a visitor's message two.
+    static ONE: LazyLock<String> = LazyLock::new(|| gcra_sql(1));
+    static TWO: LazyLock<String> = LazyLock::new(|| gcra_sql(2));
+    let sql = match keys.len() {
+        1 => ONE.clone(),
+        2 => TWO.clone(),
+        n => gcra_sql(n),
+    };
+    let mut values: Vec<sea_orm::Value> = vec![gcra.interval_us.into(), gcra.period_us.into()];
+    values.extend(keys.iter().map(|key| key.as_str().into()));
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            SQL.as_str(),
-            [key.into(), gcra.interval_us.into(), gcra.period_us.into()],
+            sql,
+            values,
         ))
-        .await?
-        .ok_or_else(|| sea_orm::DbErr::RecordNotFound("the rate-limit row".into()))?;
-    let allowed: bool = row.try_get("", "allowed")?;
-    let wait_us: i64 = row.try_get("", "wait_us")?;
-    Ok(if allowed {
-        Verdict::Allowed
-    } else {
-        Verdict::Refused { wait_us }
+        .await?;
+    if rows.len() != keys.len() {
+        return Err(sea_orm::DbErr::RecordNotFound("the rate-limit rows".into()));
+    }
+    rows.iter().try_fold(Verdict::Allowed, |verdict, row| {
+        let allowed: bool = row.try_get("", "allowed")?;
+        let wait_us: i64 = row.try_get("", "wait_us")?;
+        Ok(verdict.and(if allowed {
+            Verdict::Allowed
+        } else {
+            Verdict::Refused { wait_us }
+        }))
     })
 }
 
-/// The same GCRA as the Postgres statement, by Redis's clock. Returns 0 when allowed, else the
-/// microseconds to wait. The key expires when its TAT passes, which is the pruning.
+/// The same GCRA as the Postgres statement, by Redis's clock, for each key in turn. Returns 0
+/// when every key allowed the request, else the longest wait in microseconds. A key expires
+/// when its TAT passes, which is the pruning.
 const REDIS_GCRA: &str = r"
 local interval = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local next_tat = tat + interval
-if next_tat - now > period then
-  return next_tat - now - period
+local wait = 0
+for _, key in ipairs(KEYS) do
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local next_tat = tat + interval
+  if next_tat - now > period then
+    wait = math.max(wait, next_tat - now - period)
+  else
+    redis.call('SET', key, next_tat, 'PX', math.ceil((next_tat - now) / 1000))
+  end
 end
-redis.call('SET', KEYS[1], next_tat, 'PX', math.ceil((next_tat - now) / 1000))
-return 0
+return wait
 ";
 
 struct RedisStore {
@@ -490,7 +537,7 @@ impl RedisStore {
         }
     }
 
-    async fn check(&self, key: &str, gcra: Gcra) -> redis::RedisResult<Verdict> {
+    async fn check(&self, keys: &[String], gcra: Gcra) -> redis::RedisResult<Verdict> {
         let mut connection = match self.cached() {
             Some(connection) => connection,
             None => {
@@ -499,9 +546,11 @@ impl RedisStore {
                 connection
             }
         };
-        let wait_us: redis::RedisResult<i64> = self
-            .script
-            .key(format!("chatdesk:rl:{key}"))
+        let mut invocation = self.script.prepare_invoke();
+        for key in keys {
+            invocation.key(format!("chatdesk:rl:{key}"));
+        }
+        let wait_us: redis::RedisResult<i64> = invocation
             .arg(gcra.interval_us)
             .arg(gcra.period_us)
             .invoke_async(&mut connection)

@@ -256,6 +256,9 @@ pub trait Handler: Send + Sync + 'static {
     fn run(&self, job: &outbox_job::Model) -> impl Future<Output = anyhow::Result<Done>> + Send;
 }
 
+/// How long a woken worker waits for more commits before it takes jobs.
+const GATHER: Duration = Duration::from_millis(10);
+
 /// Drains the outbox until the task is aborted. `db` should be a handle whose statements are
 /// not counted as requests'.
 pub async fn run_worker<H: Handler>(
@@ -316,7 +319,16 @@ pub async fn run_worker<H: Handler>(
         if !full {
             match &wake {
                 Some(wake) => {
-                    let _ = tokio::time::timeout(config.poll, wake.notified()).await;
+                    if tokio::time::timeout(config.poll, wake.notified())
+                        .await
+                        .is_ok()
+                    {
+                        // Let the commits of the next moment join this one's jobs: a busy
+                        // instance then takes them in batches, not one claim per message
+                        // (with a webhook endpoint and 8 senders, a claim per message was
+                        // most of the database's work per message sent).
+                        tokio::time::sleep(GATHER).await;
+                    }
                 }
                 None => tokio::time::sleep(config.poll).await,
             }

@@ -3,6 +3,7 @@
 //! failing for days is disabled.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -25,6 +26,8 @@ use entity::{outbox_job, webhook_delivery, webhook_endpoint};
 
 /// The whole request, from connecting to the last byte read.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// The delivery log is trimmed back to `LOG_LENGTH` after every this many entries.
+const TRIM_EVERY: u64 = 16;
 /// At most this much of a response body is read...
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// ...and this much of it kept in the log.
@@ -54,6 +57,8 @@ pub struct Deliverer {
     signer: FileSigner,
     public_url: String,
     hooks: Hooks,
+    /// Entries this instance has logged, for `TRIM_EVERY`.
+    logged: AtomicU64,
 }
 
 /// What one attempt came to.
@@ -92,6 +97,7 @@ impl Deliverer {
             signer,
             public_url,
             hooks,
+            logged: AtomicU64::new(0),
         })
     }
 
@@ -218,6 +224,16 @@ impl Deliverer {
         }
         .insert(&self.db)
         .await?;
+        // Trimmed every `TRIM_EVERY` entries, not after each: the log then holds at most that
+        // many more than `LOG_LENGTH` for a moment (the API lists `LOG_LENGTH`), and a busy
+        // endpoint's deliveries do not each scan its whole log.
+        if !self
+            .logged
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(TRIM_EVERY)
+        {
+            return Ok(());
+        }
         let kept = Query::select()
             .column(webhook_delivery::Column::Id)
             .from(webhook_delivery::Entity)

@@ -265,7 +265,7 @@ pub async fn send_test(
         }),
     );
     write_deliveries(db, &[endpoint.id], &message, None, true).await?;
-    hooks.committed();
+    hooks.wake();
     Ok(message.id)
 }
 
@@ -315,7 +315,7 @@ pub async fn redeliver(
     )
     .await?;
     txn.commit().await?;
-    hooks.committed();
+    hooks.wake();
     Ok(true)
 }
 

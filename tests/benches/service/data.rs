@@ -450,6 +450,22 @@ pub async fn reset(pool: &PgPool, t0: DateTime<Utc>) -> Result<(), String> {
             .map_err(|error| format!("reset: {error}"))?
             .rows_affected();
     }
+    // What the outbox scenario left (its webhook endpoint would make every later send deliver
+    // a webhook) and the shared rate limits: tables the server's migrations create, so absent
+    // before its first start.
+    for table in [
+        "webhook_endpoints",
+        "webhook_deliveries",
+        "outbox_jobs",
+        "rate_limits",
+    ] {
+        sqlx::query(AssertSqlSafe(format!(
+            "DO $$ BEGIN IF to_regclass('{table}') IS NOT NULL THEN DELETE FROM {table}; END IF; END $$"
+        )))
+        .execute(pool)
+        .await
+        .map_err(|error| format!("reset {table}: {error}"))?;
+    }
     if removed > 0 {
         sqlx::query("VACUUM (ANALYZE) chats, chat_messages, chat_attachments, chat_events")
             .execute(pool)

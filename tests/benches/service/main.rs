@@ -13,7 +13,7 @@
 //! Environment: `BENCH_DATABASE_URL` (the Postgres server; default
 //! postgres://postgres@127.0.0.1:5432/postgres), `BENCH_SECS` (measured seconds per side,
 //! default 8), `BENCH_WARMUP_SECS` (default 2), `BENCH_ONLY` (comma list of scenarios:
-//! inbox,history,search,send8,send32,uploads,sqlite,sockets,mixed), `BENCH_RUNS` (runs of each
+//! inbox,history,search,send8,send32,uploads,sqlite,sockets,mixed,send8outbox), `BENCH_RUNS` (runs of each
 //! compared scenario: 3 in the full run, 1 with `BENCH_ONLY`), `BENCH_RELOAD=1` (load the data
 //! set again), `BENCH_SOCKETS` (default 10000), `BENCH_SERVER` (a `chatdesk` executable to run
 //! instead of building one, e.g. an older build to compare with).
@@ -144,11 +144,12 @@ async fn run() -> Result<bool, String> {
         &data.url,
         &bench_dir.join("postgres"),
         "server",
+        &[],
     )
     .await?;
     let api = gql::Api::new(server.port);
     let admin_token = login(&api).await?;
-    let bench = Bench {
+    let mut bench = Bench {
         server,
         api,
         admin_token,
@@ -166,7 +167,7 @@ async fn run() -> Result<bool, String> {
 
     let mut rows: Vec<Row> = Vec::new();
     // Reads first, on the data as loaded; writes after (they move chats to the top).
-    let plan: [(&str, &str); 8] = [
+    let plan: [(&str, &str); 9] = [
         ("inbox", "inbox"),
         ("history", "history"),
         ("search", "search"),
@@ -175,6 +176,8 @@ async fn run() -> Result<bool, String> {
         ("uploads", "uploads"),
         ("mixed", "mixed load"),
         ("sockets", "idle subscriptions"),
+        // Last: it restarts the server with email and a webhook endpoint, for good.
+        ("send8outbox", "sendMessage, 8 clients, email + 1 webhook"),
     ];
     for (name, label) in plan {
         if !wanted(name) {
@@ -186,6 +189,9 @@ async fn run() -> Result<bool, String> {
         } else {
             runs
         };
+        if name == "send8outbox" {
+            with_outbox(&mut bench, &executable, &bench_dir).await?;
+        }
         let mut repeated = Vec::with_capacity(times);
         for run in 1..=times {
             eprintln!("bench: {label} (run {run} of {times})");
@@ -193,8 +199,9 @@ async fn run() -> Result<bool, String> {
                 "inbox" => bench.inbox(8).await,
                 "history" => bench.history(8).await,
                 "search" => bench.search(2).await,
-                "send8" => bench.send(8).await,
-                "send32" => bench.send(32).await,
+                "send8" => bench.send(8, "").await,
+                "send32" => bench.send(32, "").await,
+                "send8outbox" => bench.send(8, ", email + 1 webhook").await,
                 "uploads" => bench.uploads(16).await,
                 "mixed" => bench.mixed(500, 50).await,
                 _ => bench.idle_sockets(sockets).await,
@@ -280,6 +287,92 @@ fn memory_gib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0)
 }
 
+/// Restarts the bench's server with email notifications configured and one webhook endpoint
+/// that wants every event (a receiver in this process answers 204), so that each visitor's
+/// message also writes an email job and a delivery in its transaction, and the deliveries are
+/// made while the scenario runs. The SMTP address is never dialled: the first email is due
+/// minutes after the message.
+async fn with_outbox(bench: &mut Bench, executable: &Path, bench_dir: &Path) -> Result<(), String> {
+    let receiver = webhook_receiver().await?;
+    let env = [
+        ("CHATDESK_SMTP_URL", "smtp://127.0.0.1:9".to_owned()),
+        ("CHATDESK_WEBHOOK_ALLOW_HTTP", "true".to_owned()),
+        ("CHATDESK_WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
+    ];
+    let server = Server::start(
+        executable,
+        &bench.data.url,
+        &bench_dir.join("postgres"),
+        "server-outbox",
+        &env,
+    )
+    .await?;
+    std::mem::replace(&mut bench.server, server).stop();
+    bench.api = gql::Api::new(bench.server.port);
+    bench.admin_token = login(&bench.api).await?;
+    let events = bench
+        .api
+        .data("{webhookEventTypes}", json!({}), &bench.admin_token)
+        .await?;
+    bench
+        .api
+        .data(
+            "mutation($input:CreateWebhookInput!){createWebhook(input:$input){webhook{id}}}",
+            json!({ "input": { "url": format!("http://{receiver}/hook"), "events": events["webhookEventTypes"] } }),
+            &bench.admin_token,
+        )
+        .await?;
+    Ok(())
+}
+
+/// A webhook receiver that answers every request with 204, over keep-alive connections.
+async fn webhook_receiver() -> Result<std::net::SocketAddr, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|error| error.to_string())?;
+    let address = listener.local_addr().map_err(|error| error.to_string())?;
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer: Vec<u8> = Vec::with_capacity(8192);
+                let mut chunk = [0u8; 8192];
+                loop {
+                    // A whole request: its head, then Content-Length bytes of body.
+                    let whole = buffer
+                        .windows(4)
+                        .position(|window| window == b"\r\n\r\n")
+                        .and_then(|end| {
+                            let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                            let length: usize = head
+                                .lines()
+                                .find_map(|line| line.strip_prefix("content-length:"))
+                                .and_then(|value| value.trim().parse().ok())
+                                .unwrap_or(0);
+                            (buffer.len() >= end + 4 + length).then_some(end + 4 + length)
+                        });
+                    if let Some(used) = whole {
+                        buffer.drain(..used);
+                        if socket
+                            .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        continue;
+                    }
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+                    }
+                }
+            });
+        }
+    });
+    Ok(address)
+}
+
 async fn login(api: &gql::Api) -> Result<String, String> {
     let data = api
         .data(
@@ -306,7 +399,7 @@ async fn sqlite_send(
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let url = format!("sqlite://{}/chatdesk.db?mode=rwc", dir.display());
-    let server = Server::start(executable, &url, dir, "server").await?;
+    let server = Server::start(executable, &url, dir, "server", &[]).await?;
     let api = gql::Api::new(server.port);
     let started = api
         .data(

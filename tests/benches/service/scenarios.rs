@@ -112,8 +112,8 @@ impl Bench {
     }
 
     /// sendMessage (text) from `clients` visitors, each on its own 16 chats, against
-    /// BEGIN; INSERT message; UPDATE chat; COMMIT.
-    pub async fn send(&self, clients: usize) -> Result<Row, String> {
+    /// BEGIN; INSERT message; UPDATE chat; COMMIT. `setup` completes the row's label.
+    pub async fn send(&self, clients: usize, setup: &str) -> Result<Row, String> {
         const CHATS_PER_CLIENT: usize = 16;
         let first_chat = 2_000 + if clients > 8 { 200 } else { 0 };
         let chats: Arc<Vec<(Uuid, String, String)>> = Arc::new(
@@ -188,7 +188,7 @@ impl Bench {
         let p99_factor = service.measured.p99_ms / raw.p99_ms.max(0.001);
         let met = ratio >= 0.6 && p99_factor <= 2.0;
         Ok(Row::compare(
-            format!("sendMessage (text), {clients} clients"),
+            format!("sendMessage (text), {clients} clients{setup}"),
             clients.to_string(),
             "ops/s",
             service,

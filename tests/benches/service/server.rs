@@ -107,13 +107,14 @@ pub fn free_port() -> Result<u16, String> {
 }
 
 impl Server {
-    /// Starts the server on `database_url` with limits set out of the way of a benchmark, and
-    /// waits until `/readyz` answers.
+    /// Starts the server on `database_url` with limits set out of the way of a benchmark (and
+    /// `extra_env` besides), and waits until `/readyz` answers.
     pub async fn start(
         executable: &Path,
         database_url: &str,
         data_dir: &Path,
         name: &str,
+        extra_env: &[(&str, String)],
     ) -> Result<Self, String> {
         let port = free_port()?;
         std::fs::create_dir_all(data_dir).map_err(|error| error.to_string())?;
@@ -143,6 +144,7 @@ impl Server {
                 "RUST_LOG",
                 std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()),
             )
+            .envs(extra_env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err);

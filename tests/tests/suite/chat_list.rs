@@ -415,6 +415,9 @@ async fn the_inbox_costs_the_same_queries_for_1_and_50_chats(backend: Backend) {
         let (chat_id, token) = app.start_chat(Some(&format!("Visitor {n}"))).await;
         app.send(&token, &chat_id, &format!("message {n}")).await;
     }
+    // The admin's row is remembered for 5 s, which the 49 chats above can outlast on a busy
+    // machine: read it again first, so that both counts are of the inbox alone.
+    app.data("{ me { id } }", json!({}), Some(&admin)).await;
     let for_fifty = statements_for_inbox(&app, &admin, 50).await;
     let again = statements_for_inbox(&app, &admin, 50).await;
     println!(
