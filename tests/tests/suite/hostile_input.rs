@@ -11,43 +11,14 @@ use std::time::{Duration, Instant};
 use common::{Backend, TestApp, error_code, spawn_app, spawn_app_with};
 use resilience_support::{
     ANSWER_WITHIN, Part, attachment_count, connect, consistency, local_url, multipart,
-    multipart_with, post_multipart, read_response, request_head, upload, upload_parts, uploads_dir,
+    multipart_with, post_graphql, post_multipart, read_response, request_head, upload,
+    upload_parts, uploads_dir,
 };
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 const SEND: &str = "mutation($chatId: UUID!, $body: String, $files: [Upload!]) { \
      sendMessage(chatId: $chatId, body: $body, attachments: $files) { id attachments { id } } }";
-
-/// A POST to /graphql with the given content type and body, answered in time.
-async fn post(
-    app: &TestApp,
-    content_type: Option<&str>,
-    preflight: bool,
-    token: Option<&str>,
-    body: Vec<u8>,
-) -> (u16, Value) {
-    let mut request = app.client.post(app.url("/graphql")).body(body);
-    if let Some(content_type) = content_type {
-        request = request.header("content-type", content_type);
-    }
-    if preflight {
-        request = request.header("apollo-require-preflight", "true");
-    }
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = tokio::time::timeout(ANSWER_WITHIN, request.send())
-        .await
-        .expect("the server answers in time")
-        .expect("request sent");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 /// The answer is an error: a 4xx, or a GraphQL response with errors and no data. Returns the
 /// error code (or `HTTP <status>` for answers from below GraphQL).
@@ -207,7 +178,8 @@ async fn malformed_json_bodies_are_refused(backend: Backend) {
     ];
     let mut seen = Vec::new();
     for (case, content_type, preflight, body) in cases {
-        let (status, answer) = post(&app, content_type, preflight, Some(&token), body).await;
+        let (status, answer) =
+            post_graphql(&app, content_type, preflight, Some(&token), body).await;
         let code = assert_refused(case, status, &answer);
         seen.push(format!("{case}: {status} {code}"));
     }
@@ -754,7 +726,7 @@ async fn resilience_support_post_json(
     body: &Value,
     token: Option<&str>,
 ) -> (u16, Value) {
-    post(
+    post_graphql(
         app,
         Some("application/json"),
         false,
