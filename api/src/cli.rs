@@ -32,7 +32,7 @@ enum Command {
     Schema,
     /// Run retention and the orphan sweep once, and report what was removed.
     Purge,
-    /// Add a handful of demo chats (both sides talking, several statuses, two attachments).
+    /// Add a handful of demo chats (both sides talking, several statuses, weeks apart, one expired file).
     SeedDemo,
 }
 

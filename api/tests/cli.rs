@@ -197,7 +197,7 @@ fn seed_demo_creates_chats_with_both_sides_talking() {
     let dir = tempfile::tempdir().unwrap();
     let out = chatdesk(dir.path(), &[], &["seed-demo"], None);
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("created 4 demo chats"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created 6 demo chats"));
     let url = format!(
         "sqlite://{}?mode=ro",
         dir.path().join("data/chatdesk.db").display()
@@ -217,7 +217,7 @@ fn seed_demo_creates_chats_with_both_sides_talking() {
                     .unwrap()
             }
         };
-        assert_eq!(count("SELECT count(*) FROM chats").await, 4);
+        assert_eq!(count("SELECT count(*) FROM chats").await, 6);
         assert_eq!(
             count("SELECT count(DISTINCT sender_type) FROM chat_messages").await,
             2
@@ -225,7 +225,12 @@ fn seed_demo_creates_chats_with_both_sides_talking() {
         assert_eq!(count("SELECT count(DISTINCT status) FROM chats").await, 3);
         assert_eq!(
             count("SELECT count(*) FROM chats WHERE visitor_name IS NOT NULL").await,
-            3
+            5
+        );
+        // The oldest chat's photo is past retention: its row stays, its files are gone.
+        assert_eq!(
+            count("SELECT count(*) FROM chat_attachments WHERE purged_at IS NOT NULL").await,
+            1
         );
 
         // The demo files went through the upload path: sniffed, re-encoded, stored, hashed.
@@ -233,7 +238,8 @@ fn seed_demo_creates_chats_with_both_sides_talking() {
             .query_all_raw(Statement::from_string(
                 DbBackend::Sqlite,
                 "SELECT original_name, mime_type, size_bytes, sha256, storage_path, \
-                 thumbnail_path, width, height FROM chat_attachments ORDER BY mime_type",
+                 thumbnail_path, width, height FROM chat_attachments WHERE purged_at IS NULL \
+                 ORDER BY mime_type",
             ))
             .await
             .unwrap();
@@ -274,7 +280,7 @@ fn seed_demo_creates_chats_with_both_sides_talking() {
                  ON m.id = a.chat_message_id WHERE m.message IS NOT NULL"
             )
             .await,
-            2,
+            3,
             "each file comes with a line of text"
         );
     });
@@ -316,9 +322,9 @@ fn purge_removes_old_files_and_orphans_and_reports_it() {
     let stored: Vec<String> = runtime.block_on(async {
         use entity::chat_attachment::{Column, Entity};
         use sea_orm::sea_query::Expr;
-        use sea_orm::{Database, EntityTrait};
+        use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
         let db = Database::connect(&url).await.unwrap();
-        // The demo's two attachments, made 100 days old.
+        // The demo's attachments, made 100 days old (one, the expired photo, is purged already).
         Entity::update_many()
             .col_expr(
                 Column::CreatedAt,
@@ -328,6 +334,7 @@ fn purge_removes_old_files_and_orphans_and_reports_it() {
             .await
             .unwrap();
         Entity::find()
+            .filter(Column::PurgedAt.is_null())
             .all(&db)
             .await
             .unwrap()
@@ -378,7 +385,10 @@ fn purge_removes_old_files_and_orphans_and_reports_it() {
             .await
             .unwrap()
     });
-    assert_eq!(purged, 2, "the rows stay, marked purged");
+    assert_eq!(
+        purged, 3,
+        "the rows stay, marked purged (with the demo's expired photo)"
+    );
 }
 
 /// The demo's files go to whatever `CHATDESK_STORAGE` names: here a real S3-compatible server
@@ -418,13 +428,18 @@ fn seed_demo_stores_its_files_on_s3() {
     );
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         use futures_util::TryStreamExt;
-        use sea_orm::{Database, EntityTrait};
+        use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
         let db = Database::connect(&url).await.unwrap();
         let rows = entity::chat_attachment::Entity::find()
+            .filter(entity::chat_attachment::Column::PurgedAt.is_null())
             .all(&db)
             .await
             .unwrap();
-        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            rows.len(),
+            2,
+            "the files of the demo chats that are not expired"
+        );
         // Read back with the server's own S3 client, configured from the same AWS_* variables.
         let store =
             api::storage::from_settings(&api::config::StorageLocation::S3 { bucket, prefix })
