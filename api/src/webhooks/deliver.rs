@@ -3,7 +3,6 @@
 //! failing for days is disabled.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -26,8 +25,8 @@ use entity::{outbox_job, webhook_delivery, webhook_endpoint};
 
 /// The whole request, from connecting to the last byte read.
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// The delivery log is trimmed back to `LOG_LENGTH` after every this many entries.
-const TRIM_EVERY: u64 = 16;
+/// The delivery log is trimmed back to `LOG_LENGTH` after about one entry in this many.
+const TRIM_EVERY: u128 = 16;
 /// At most this much of a response body is read...
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// ...and this much of it kept in the log.
@@ -57,8 +56,6 @@ pub struct Deliverer {
     signer: FileSigner,
     public_url: String,
     hooks: Hooks,
-    /// Entries this instance has logged, for `TRIM_EVERY`.
-    logged: AtomicU64,
 }
 
 /// What one attempt came to.
@@ -97,7 +94,6 @@ impl Deliverer {
             signer,
             public_url,
             hooks,
-            logged: AtomicU64::new(0),
         })
     }
 
@@ -207,8 +203,9 @@ impl Deliverer {
         body: &str,
         outcome: &Outcome,
     ) -> Result<(), sea_orm::DbErr> {
+        let id = Uuid::now_v7();
         webhook_delivery::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(id),
             endpoint_id: Set(delivery.endpoint_id),
             chat_id: Set(chat_id),
             message_id: Set(delivery.message.id.clone()),
@@ -224,14 +221,11 @@ impl Deliverer {
         }
         .insert(&self.db)
         .await?;
-        // Trimmed every `TRIM_EVERY` entries, not after each: the log then holds at most that
-        // many more than `LOG_LENGTH` for a moment (the API lists `LOG_LENGTH`), and a busy
-        // endpoint's deliveries do not each scan its whole log.
-        if !self
-            .logged
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(TRIM_EVERY)
-        {
+        // Trimmed after about one entry in `TRIM_EVERY` (picked by the new id's random bits, so
+        // each endpoint's log at its own pace), not after each: a busy endpoint's deliveries do
+        // not each scan its whole log, and the log holds a few more than `LOG_LENGTH` for a
+        // moment (the API lists `LOG_LENGTH`).
+        if !id.as_u128().is_multiple_of(TRIM_EVERY) {
             return Ok(());
         }
         let kept = Query::select()
