@@ -126,15 +126,18 @@ function local(url) {
 }
 
 let toastTimer = 0;
-function toast(text, status) {
+function toast(text, status, mine) {
   // Requests still in flight when the session ended fail with UNAUTHENTICATED: the sign-in
   // page says so already.
   if (!S.session) return;
   const t = $('toast');
   t.textContent = text;
-  // Which status a status toast speaks of, so a later change can correct it.
+  // Which status a status toast speaks of, so a later change can correct it, and whether this
+  // page set it, so the live echo of its own change does not read as someone else's.
   if (status) t.dataset.status = status;
   else delete t.dataset.status;
+  if (mine) t.dataset.mine = '1';
+  else delete t.dataset.mine;
   t.hidden = false;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => {
@@ -647,12 +650,12 @@ async function loadOlder() {
 /** The chat as the server has it now; `change` is the status event that brought it, if any. */
 function setChat(c, change) {
   // An answer older than what is shown (a poll that crossed a change) must not undo it.
-  if (S.chat && S.chat.id === c.id && Date.parse(c.updatedAt) < Date.parse(S.chat.updatedAt)) return;
+  if (S.chat && S.chat.id === c.id && micros(c.updatedAt) < micros(S.chat.updatedAt)) return;
   const before = S.chat && S.chat.id === c.id ? S.chat.status : null;
   S.chat = c;
   renderHead();
   // A status toast on screen must not contradict the status box: say what changed it.
-  if (before && before !== c.status && !S.statusBusy && statusToastShown()) statusToast(change ? statusCause(change) : null);
+  if (before && before !== c.status && !S.statusBusy && statusToastShown() && !(change && echoOfMine(change))) statusToast(change ? statusCause(change) : null);
   fillVisitorForm(false);
   upsertRow(c);
 }
@@ -749,11 +752,21 @@ function statusToastShown() {
   return !t.hidden && !!t.dataset.status;
 }
 
+/**
+ * Whether a live status event is the echo of a change this page made and already announced: it
+ * often arrives after the mutation's own answer, and must not turn "Status set to Pending." into
+ * "Changed by a team member".
+ */
+function echoOfMine(e) {
+  const t = $('toast');
+  return e.by === 'ADMIN' && !!t.dataset.mine && t.dataset.status === e.to;
+}
+
 /** The toast for the open chat's status, as the box shows it: 'mine', or its cause when known. */
 function statusToast(cause) {
   if (!S.chat) return;
   const label = STATUS_LABEL[S.chat.status];
-  toast(cause === 'mine' ? `Status set to ${label}.` : `${cause ? `${cause}; the` : 'The'} status is ${label} now.`, S.chat.status);
+  toast(cause === 'mine' ? `Status set to ${label}.` : `${cause ? `${cause}; the` : 'The'} status is ${label} now.`, S.chat.status, cause === 'mine');
 }
 
 function statusCause(e) {
@@ -1327,7 +1340,7 @@ function onChatEvent(ev) {
   if (ev.statusEvent) addStatusEvents([ev.statusEvent]);
   setChat(ev.chat, ev.statusEvent);
   // The chat's new status may have come first with a message: name the cause once it is known.
-  if (ev.statusEvent && !S.statusBusy && statusToastShown() && S.chat.status === ev.statusEvent.to) statusToast(statusCause(ev.statusEvent));
+  if (ev.statusEvent && !S.statusBusy && statusToastShown() && S.chat.status === ev.statusEvent.to && !echoOfMine(ev.statusEvent)) statusToast(statusCause(ev.statusEvent));
   if (ev.kind === 'MESSAGE_ADDED' && ev.message) {
     const m = ev.message;
     addMsg(m);

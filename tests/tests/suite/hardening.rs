@@ -197,13 +197,17 @@ async fn an_admin_socket_ends_when_its_token_expires(backend: Backend) {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     app.send(&visitor, &chat_id, "still here").await;
-    let event = next_json(&mut visitor_socket, Duration::from_secs(5))
-        .await
-        .expect("event");
-    assert_eq!(
-        event["payload"]["data"]["chatEvents"]["kind"],
-        "MESSAGE_ADDED"
-    );
+    // On Postgres the chat's own start can still be on its way through NOTIFY on a busy
+    // machine: what matters is that the message comes through on the open socket.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut kinds = Vec::new();
+    while !kinds.contains(&json!("MESSAGE_ADDED")) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(event) = next_json(&mut visitor_socket, left).await else {
+            panic!("no MESSAGE_ADDED on the visitor's socket, only {kinds:?}");
+        };
+        kinds.push(event["payload"]["data"]["chatEvents"]["kind"].clone());
+    }
 }
 
 // --- 4. operations per socket, whatever the frame; subscriptions per chat ----------------------
