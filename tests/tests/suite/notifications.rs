@@ -1420,20 +1420,7 @@ async fn a_server_killed_right_after_a_reply_emails_after_restart(backend: Backe
     };
     let sink = SmtpSink::started().await;
     let dir = tempfile::tempdir().unwrap();
-    let (database_url, postgres) = match &backend {
-        Backend::Sqlite => (
-            format!("sqlite://{}/chatdesk.db?mode=rwc", dir.path().display()),
-            None,
-        ),
-        Backend::Postgres(server) => {
-            let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
-            common::create_database(server, &name).await;
-            (
-                common::with_database(server, &name),
-                Some((server.clone(), name)),
-            )
-        }
-    };
+    let (database_url, postgres) = common::test_database(&backend, dir.path()).await;
     let (mut server, base) = start_binary(&binary, dir.path(), &database_url, &sink.url()).await;
     let login = call(
         &base,

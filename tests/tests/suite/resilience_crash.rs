@@ -77,24 +77,6 @@ async fn start_chat(base: &str) -> (String, String) {
     )
 }
 
-/// A database for the child server: (URL, what to drop afterwards).
-async fn database(backend: &Backend, dir: &Path) -> (String, Option<(String, String)>) {
-    match backend {
-        Backend::Sqlite => (
-            format!("sqlite://{}/chatdesk.db?mode=rwc", dir.display()),
-            None,
-        ),
-        Backend::Postgres(server) => {
-            let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
-            common::create_database(server, &name).await;
-            (
-                common::with_database(server, &name),
-                Some((server.clone(), name)),
-            )
-        }
-    }
-}
-
 fn set_age(path: &Path, age: Duration) {
     let file = std::fs::File::options()
         .write(true)
@@ -109,7 +91,7 @@ async fn a_killed_server_leaves_no_row_without_its_file(backend: Backend) {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (database_url, cleanup) = database(&backend, dir.path()).await;
+    let (database_url, cleanup) = common::test_database(&backend, dir.path()).await;
     let uploads = dir.path().join("uploads");
     let server = Server::start(&binary, dir.path(), &database_url).await;
     let (chat_id, token) = start_chat(&server.base).await;
@@ -270,7 +252,7 @@ async fn sigterm_lets_an_inflight_upload_finish(backend: Backend) {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (database_url, cleanup) = database(&backend, dir.path()).await;
+    let (database_url, cleanup) = common::test_database(&backend, dir.path()).await;
     let mut server = Server::start(&binary, dir.path(), &database_url).await;
     let (chat_id, token) = start_chat(&server.base).await;
     let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();

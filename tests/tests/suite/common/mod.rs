@@ -126,20 +126,32 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
     init_logs();
     let dir = tempfile::tempdir().expect("temp dir");
-    let (database_url, postgres) = match backend {
+    let (database_url, postgres) = test_database(&backend, dir.path()).await;
+    let mut settings = test_settings(&dir, &database_url);
+    customize(&mut settings);
+    serve(settings, dir, database_url, postgres).await
+}
+
+/// A fresh database for one test: a SQLite file in `dir`, or a new database on the Postgres
+/// server. (Its URL, and for Postgres the server and the name to drop afterwards.)
+pub async fn test_database(
+    backend: &Backend,
+    dir: &std::path::Path,
+) -> (String, Option<(String, String)>) {
+    match backend {
         Backend::Sqlite => (
-            format!("sqlite://{}/chatdesk.db?mode=rwc", dir.path().display()),
+            format!("sqlite://{}/chatdesk.db?mode=rwc", dir.display()),
             None,
         ),
         Backend::Postgres(server_url) => {
             let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
-            create_database(&server_url, &name).await;
-            (with_database(&server_url, &name), Some((server_url, name)))
+            create_database(server_url, &name).await;
+            (
+                with_database(server_url, &name),
+                Some((server_url.clone(), name)),
+            )
         }
-    };
-    let mut settings = test_settings(&dir, &database_url);
-    customize(&mut settings);
-    serve(settings, dir, database_url, postgres).await
+    }
 }
 
 /// Builds and starts the server; `postgres` names a database to drop with the app.
