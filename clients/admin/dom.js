@@ -1,4 +1,4 @@
-// DOM helpers of the admin page's modules (admin.js; integrations.js may use them too).
+// DOM helpers of the admin page's modules (admin.js, integrations.js).
 //
 // The widget (clients/widget/chatdesk.js) has its own copies of these on purpose: it is one
 // classic script with no build step, loaded on other sites, and cannot import a module from

@@ -3,6 +3,7 @@
 // it shares the token with admin.js through api.js.
 
 import { gql } from './api.js';
+import { h } from './dom.js';
 
 const FIELDS = 'id url description events enabled disabledReason failingSince previousSecretUntil createdAt';
 const LOG_FIELDS = 'id messageId eventType attempt success statusCode durationMs error responseBody createdAt';
@@ -11,33 +12,19 @@ const $ = (id) => document.getElementById(id);
 let eventTypes = [];
 const openLogs = new Set();
 
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === 'class') node.className = value;
-    else if (key === 'text') node.textContent = value;
-    else if (key.startsWith('data-')) node.setAttribute(key, value);
-    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else node[key] = value;
-  }
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
-
 function when(iso) {
   return iso ? new Date(iso).toLocaleString() : '';
 }
 
 function errorBox(message) {
-  return el('p', { class: 'error', role: 'alert', text: message, 'data-testid': 'webhook-error' });
+  return h('p', { class: 'error', role: 'alert', 'data-testid': 'webhook-error' }, message);
 }
 
 function eventBoxes(selected, prefix) {
-  const box = el('fieldset', { class: 'wh-events' }, el('legend', { text: 'Events' }));
+  const box = h('fieldset', { class: 'wh-events' }, h('legend', {}, 'Events'));
   for (const name of eventTypes) {
-    const input = el('input', { type: 'checkbox', value: name, checked: selected.includes(name) });
-    input.setAttribute('data-testid', `${prefix}-event-${name}`);
-    box.append(el('label', { class: 'inline' }, input, ` ${name}`));
+    const input = h('input', { type: 'checkbox', value: name, checked: selected.includes(name), 'data-testid': `${prefix}-event-${name}` });
+    box.append(h('label', { class: 'inline' }, input, ` ${name}`));
   }
   return box;
 }
@@ -48,28 +35,27 @@ function checkedEvents(fieldset) {
 
 /** The secret, once: after creating an endpoint or rotating its secret. */
 function secretNotice(secret, what) {
-  const code = el('code', { class: 'wh-secret', text: secret, 'data-testid': 'webhook-secret' });
-  const copy = el('button', {
+  const code = h('code', { class: 'wh-secret', 'data-testid': 'webhook-secret' }, secret);
+  const copy = h('button', {
     type: 'button',
-    text: 'Copy',
     onclick: () => navigator.clipboard && navigator.clipboard.writeText(secret),
-  });
-  return el('div', { class: 'notice', role: 'status' },
-    el('p', { text: `${what} Copy the signing secret now: it is not shown again.` }),
-    el('p', {}, code, ' ', copy));
+  }, 'Copy');
+  return h('div', { class: 'notice', role: 'status' },
+    h('p', {}, `${what} Copy the signing secret now: it is not shown again.`),
+    h('p', {}, code, ' ', copy));
 }
 
 function createForm(container) {
-  const url = el('input', { type: 'url', placeholder: 'https://example.com/chatdesk-webhook', required: true, 'data-testid': 'webhook-url' });
-  const description = el('input', { placeholder: 'What receives it (optional)', maxLength: 500, 'data-testid': 'webhook-description' });
+  const url = h('input', { type: 'url', placeholder: 'https://example.com/chatdesk-webhook', required: true, 'data-testid': 'webhook-url' });
+  const description = h('input', { placeholder: 'What receives it (optional)', maxLength: 500, 'data-testid': 'webhook-description' });
   const events = eventBoxes(eventTypes, 'new');
-  const result = el('div');
-  const form = el('form', { class: 'wh-card', 'data-testid': 'webhook-create' },
-    el('h3', { text: 'Add an endpoint' }),
-    el('label', { text: 'URL' }), url,
-    el('label', { text: 'Description' }), description,
+  const result = h('div');
+  const form = h('form', { class: 'wh-card', 'data-testid': 'webhook-create' },
+    h('h3', {}, 'Add an endpoint'),
+    h('label', {}, 'URL'), url,
+    h('label', {}, 'Description'), description,
     events, result,
-    el('button', { type: 'submit', class: 'primary', text: 'Add endpoint', 'data-testid': 'webhook-create-submit' }));
+    h('button', { type: 'submit', class: 'primary', 'data-testid': 'webhook-create-submit' }, 'Add endpoint'));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     result.replaceChildren();
@@ -100,45 +86,44 @@ async function act(card, fn) {
 }
 
 function logTable(webhook, deliveries) {
-  if (deliveries.length === 0) return el('p', { class: 'muted', text: 'No deliveries yet.' });
-  const head = el('tr', {}, ...['When', 'Event', 'Attempt', 'Result', 'Time', 'Response', ''].map((t) => el('th', { text: t })));
+  if (deliveries.length === 0) return h('p', { class: 'muted' }, 'No deliveries yet.');
+  const head = h('tr', {}, ...['When', 'Event', 'Attempt', 'Result', 'Time', 'Response', ''].map((t) => h('th', {}, t)));
   const rows = deliveries.map((d) => {
     const result = d.statusCode != null ? String(d.statusCode) : 'no answer';
-    const redeliver = el('button', {
+    const redeliver = h('button', {
       type: 'button',
       class: 'link',
-      text: 'Redeliver',
       'data-testid': 'webhook-redeliver',
       onclick: async () => {
         await gql('mutation($d: UUID!) { redeliverWebhook(deliveryId: $d) }', { d: d.id });
         setTimeout(render, 1500);
       },
-    });
-    return el('tr', { class: d.success ? 'wh-ok' : 'wh-fail', 'data-testid': 'webhook-delivery' },
-      el('td', { text: when(d.createdAt) }),
-      el('td', { text: d.eventType, title: d.messageId }),
-      el('td', { text: String(d.attempt) }),
-      el('td', { text: d.success ? `${result} ✓` : `${result} ✗`, title: d.error || '' }),
-      el('td', { text: `${d.durationMs} ms` }),
-      el('td', {}, el('code', { text: (d.responseBody || d.error || '').slice(0, 200) })),
-      el('td', {}, redeliver));
+    }, 'Redeliver');
+    return h('tr', { class: d.success ? 'wh-ok' : 'wh-fail', 'data-testid': 'webhook-delivery' },
+      h('td', {}, when(d.createdAt)),
+      h('td', { title: d.messageId }, d.eventType),
+      h('td', {}, String(d.attempt)),
+      h('td', { title: d.error || '' }, d.success ? `${result} ✓` : `${result} ✗`),
+      h('td', {}, `${d.durationMs} ms`),
+      h('td', {}, h('code', {}, (d.responseBody || d.error || '').slice(0, 200))),
+      h('td', {}, redeliver));
   });
-  return el('table', { class: 'wh-log' }, el('thead', {}, head), el('tbody', {}, ...rows));
+  return h('table', { class: 'wh-log' }, h('thead', {}, head), h('tbody', {}, ...rows));
 }
 
 function editForm(card, webhook) {
-  const url = el('input', { type: 'url', value: webhook.url, required: true });
-  const description = el('input', { value: webhook.description || '', maxLength: 500 });
+  const url = h('input', { type: 'url', value: webhook.url, required: true });
+  const description = h('input', { value: webhook.description || '', maxLength: 500 });
   const events = eventBoxes(webhook.events, `edit-${webhook.id}`);
-  const enabled = el('input', { type: 'checkbox', checked: webhook.enabled });
-  const form = el('form', { class: 'wh-edit' },
-    el('label', { text: 'URL' }), url,
-    el('label', { text: 'Description' }), description,
+  const enabled = h('input', { type: 'checkbox', checked: webhook.enabled });
+  const form = h('form', { class: 'wh-edit' },
+    h('label', {}, 'URL'), url,
+    h('label', {}, 'Description'), description,
     events,
-    el('label', { class: 'inline' }, enabled, ' Enabled'),
-    el('button', { type: 'submit', class: 'primary', text: 'Save' }),
+    h('label', { class: 'inline' }, enabled, ' Enabled'),
+    h('button', { type: 'submit', class: 'primary' }, 'Save'),
     ' ',
-    el('button', { type: 'button', text: 'Cancel', onclick: () => render() }));
+    h('button', { type: 'button', onclick: () => render() }, 'Cancel'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     act(card, async () => {
@@ -154,19 +139,19 @@ function editForm(card, webhook) {
 
 function card(webhook) {
   const status = webhook.enabled
-    ? el('span', { class: 'badge wh-on', text: webhook.failingSince ? `Enabled, failing since ${when(webhook.failingSince)}` : 'Enabled' })
-    : el('span', { class: 'badge wh-off', text: 'Disabled' });
-  const node = el('article', { class: 'wh-card', 'data-testid': 'webhook' },
-    el('h3', {}, el('span', { class: 'wh-url', text: webhook.url }), ' ', status),
-    webhook.description ? el('p', { class: 'muted', text: webhook.description }) : null,
-    el('p', { text: `Events: ${webhook.events.join(', ')}` }),
-    webhook.disabledReason ? el('p', { class: 'error', text: webhook.disabledReason, 'data-testid': 'webhook-disabled-reason' }) : null,
-    webhook.previousSecretUntil ? el('p', { class: 'muted', text: `The previous secret also signs until ${when(webhook.previousSecretUntil)}.` }) : null);
-  const bar = el('div', { class: 'wh-actions' });
-  const button = (text, testid, fn) => bar.append(el('button', { type: 'button', text, 'data-testid': testid, onclick: fn }), ' ');
+    ? h('span', { class: 'badge wh-on' }, webhook.failingSince ? `Enabled, failing since ${when(webhook.failingSince)}` : 'Enabled')
+    : h('span', { class: 'badge wh-off' }, 'Disabled');
+  const node = h('article', { class: 'wh-card', 'data-testid': 'webhook' },
+    h('h3', {}, h('span', { class: 'wh-url' }, webhook.url), ' ', status),
+    webhook.description ? h('p', { class: 'muted' }, webhook.description) : null,
+    h('p', {}, `Events: ${webhook.events.join(', ')}`),
+    webhook.disabledReason ? h('p', { class: 'error', 'data-testid': 'webhook-disabled-reason' }, webhook.disabledReason) : null,
+    webhook.previousSecretUntil ? h('p', { class: 'muted' }, `The previous secret also signs until ${when(webhook.previousSecretUntil)}.`) : null);
+  const bar = h('div', { class: 'wh-actions' });
+  const button = (text, testid, fn) => bar.append(h('button', { type: 'button', 'data-testid': testid, onclick: fn }, text), ' ');
   button('Send test', 'webhook-test', () => act(node, async (slot) => {
     await gql('mutation($w: UUID!) { sendTestWebhook(id: $w) }', { w: webhook.id });
-    slot.replaceChildren(el('p', { class: 'muted', role: 'status', text: 'Test event queued; see the log.' }));
+    slot.replaceChildren(h('p', { class: 'muted', role: 'status' }, 'Test event queued; see the log.'));
     openLogs.add(webhook.id);
     setTimeout(render, 1500);
   }));
@@ -189,7 +174,7 @@ function card(webhook) {
     await gql('mutation($w: UUID!) { deleteWebhook(id: $w) }', { w: webhook.id });
     await render();
   }));
-  node.append(bar, el('div', { class: 'wh-result' }), el('div', { class: 'wh-edit-slot' }));
+  node.append(bar, h('div', { class: 'wh-result' }), h('div', { class: 'wh-edit-slot' }));
   if (openLogs.has(webhook.id)) node.append(logTable(webhook, webhook.deliveries || []));
   return node;
 }
@@ -203,7 +188,7 @@ async function render() {
     eventTypes = data.webhookEventTypes;
     if (!$('wh-create-slot').hasChildNodes()) createForm($('wh-create-slot'));
     list.replaceChildren(...data.webhooks.map(card));
-    if (data.webhooks.length === 0) list.append(el('p', { class: 'muted', text: 'No endpoints yet.' }));
+    if (data.webhooks.length === 0) list.append(h('p', { class: 'muted' }, 'No endpoints yet.'));
   } catch (error) {
     list.replaceChildren(errorBox(error.message));
   }
@@ -212,11 +197,11 @@ async function render() {
 function build() {
   const view = $('integrations-view');
   view.replaceChildren(
-    el('h2', { text: 'Integrations: webhooks' }),
-    el('p', { class: 'muted', text: 'Chatdesk posts events to these URLs, signed per the Standard Webhooks convention (webhook-id, webhook-timestamp, webhook-signature). Failed deliveries are retried for about 27 hours; an endpoint failing for 5 days is disabled.' }),
-    el('div', { id: 'wh-flash' }),
-    el('div', { id: 'wh-create-slot' }),
-    el('div', { id: 'wh-list', class: 'wh-list' }));
+    h('h2', {}, 'Integrations: webhooks'),
+    h('p', { class: 'muted' }, 'Chatdesk posts events to these URLs, signed per the Standard Webhooks convention (webhook-id, webhook-timestamp, webhook-signature). Failed deliveries are retried for about 27 hours; an endpoint failing for 5 days is disabled.'),
+    h('div', { id: 'wh-flash' }),
+    h('div', { id: 'wh-create-slot' }),
+    h('div', { id: 'wh-list', class: 'wh-list' }));
 }
 
 function route() {

@@ -15,8 +15,8 @@ use common::resilience_support;
 use std::time::{Duration, Instant};
 
 use api::config::StorageLocation;
-use common::{Backend, error_code, spawn_app_with};
-use resilience_support::{attachment_count, free_port, message_count, upload};
+use common::{Backend, error_code, free_port, spawn_app_with};
+use resilience_support::{attachment_count, message_count, upload};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;

@@ -279,7 +279,7 @@ mod tests {
     use std::io::Cursor;
 
     use super::*;
-    use crate::files::policy::samples::{docx, zip};
+    use crate::files::samples::{docx, zip};
 
     const TYPES: &[u8] = b"<?xml version=\"1.0\"?><Types><Override PartName=\"/word/document.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml\"/></Types>";
     const DOCUMENT: &[u8] = b"<?xml version=\"1.0\"?><w:document/>";

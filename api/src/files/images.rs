@@ -257,7 +257,7 @@ fn refusal(error: ImageError, kind: SniffedType) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::policy::samples::{crc32, encode as encode_sample, png_polyglot, rgb_image};
+    use crate::files::samples::{crc32, encode as encode_sample, png_polyglot, rgb_image};
     use std::io::Cursor;
     use std::time::{Duration, Instant};
 

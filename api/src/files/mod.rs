@@ -7,6 +7,8 @@
 pub mod docx;
 pub mod images;
 pub mod policy;
+#[cfg(test)]
+pub(crate) mod samples;
 pub mod scan;
 pub mod signing;
 pub mod store;

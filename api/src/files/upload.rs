@@ -295,7 +295,7 @@ impl Write for HashingWriter {
 mod tests {
     use super::*;
     use crate::config::DEFAULT_EXTENSIONS;
-    use crate::files::policy::samples;
+    use crate::files::samples;
     use std::pin::Pin;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -401,59 +401,69 @@ pub async fn graphql_post(
     headers: HeaderMap,
     body: Body,
 ) -> axum::response::Response {
-    let app = &state.app;
     let media = Media::of(&headers);
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    if crate::web::violates_csrf_rule(content_type, &headers) {
-        let refusal = Refusal::bad(
-            "this request looks like a cross-site form post: send Content-Type: application/json, \
-             or an Apollo-Require-Preflight header with multipart uploads",
-        );
-        return after_draining(body, refusal.into_response(media)).await;
-    }
-    let viewer = match viewer(app, &headers).await {
+    // Refused before the body is read: read it anyway, or the client may not see the answer.
+    let viewer = match post_viewer(&state.app, &headers).await {
         Ok(viewer) => viewer,
         Err(refusal) => return after_draining(body, refusal.into_response(media)).await,
     };
+    match post_operations(&state, &headers, body).await {
+        Ok(operations) => {
+            execute(&state, &headers, peer, viewer, media, Via::Post, operations).await
+        }
+        Err(refusal) => refusal.into_response(media),
+    }
+}
 
+/// Who sends a POST, once it has passed the CSRF rule.
+async fn post_viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Refusal> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if crate::web::violates_csrf_rule(content_type, headers) {
+        return Err(Refusal::bad(
+            "this request looks like a cross-site form post: send Content-Type: application/json, \
+             or an Apollo-Require-Preflight header with multipart uploads",
+        ));
+    }
+    viewer(app, headers).await
+}
+
+/// The operations of a POST body: multipart (with files), JSON, or `application/graphql`.
+async fn post_operations(
+    state: &GraphqlState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Operations, Refusal> {
+    let settings = &state.app.settings;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let essence = content_type
         .and_then(|value| value.split(';').next())
         .map(|value| value.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let operations = if essence.starts_with("multipart/") {
+    if essence.starts_with("multipart/") {
         let limits = multipart::Limits {
-            max_file_bytes: app.settings.max_file_bytes,
-            max_files: app.settings.max_files,
-            max_body_bytes: app.settings.max_body_bytes() as u64,
+            max_file_bytes: settings.max_file_bytes,
+            max_files: settings.max_files,
+            max_body_bytes: settings.max_body_bytes() as u64,
         };
-        match multipart::receive(paced(body), content_type.unwrap_or_default(), &limits).await {
-            Ok(batch) => match Operations::from_batch(batch, &state.persisted_queries) {
-                Ok(operations) => operations,
-                Err(refusal) => return refusal.into_response(media),
-            },
-            Err(error) => return Refusal::from_error(error).into_response(media),
-        }
+        let batch = multipart::receive(paced(body), content_type.unwrap_or_default(), &limits)
+            .await
+            .map_err(Refusal::from_error)?;
+        return Operations::from_batch(batch, &state.persisted_queries);
+    }
+    let bytes = read_small_body(headers, body).await?;
+    let parsed = if essence == "application/graphql" {
+        String::from_utf8(bytes.to_vec())
+            .map(|query| serde_json::json!({ "query": query }))
+            .map_err(|_| Refusal::bad("the query is not UTF-8"))?
     } else {
-        let bytes = match read_small_body(&headers, body).await {
-            Ok(bytes) => bytes,
-            Err(refusal) => return refusal.into_response(media),
-        };
-        let parsed = if essence == "application/graphql" {
-            String::from_utf8(bytes.to_vec())
-                .map(|query| serde_json::json!({ "query": query }))
-                .map_err(|_| Refusal::bad("the query is not UTF-8"))
-        } else {
-            serde_json::from_slice(&bytes)
-                .map_err(|error| Refusal::bad(format!("malformed GraphQL request: {error}")))
-        };
-        match parsed.and_then(|value| Operations::from_json(value, &state.persisted_queries)) {
-            Ok(operations) => operations,
-            Err(refusal) => return refusal.into_response(media),
-        }
+        serde_json::from_slice(&bytes)
+            .map_err(|error| Refusal::bad(format!("malformed GraphQL request: {error}")))?
     };
-    execute(&state, &headers, peer, viewer, media, Via::Post, operations).await
+    Operations::from_json(parsed, &state.persisted_queries)
 }
 
 async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Refusal> {

@@ -8,56 +8,14 @@ use crate::common;
 use std::time::Duration;
 
 use base64::Engine;
+use common::ADMIN_EMAIL;
+use common::browser::admin::{row, send_sign_in, sign_in, t, t_all};
+use common::browser::widget::{ROOT, w};
 use common::browser::{
-    Browser, Page, axe_source, chromium_path, pdf_bytes, png_bytes, screenshot_dir,
-    send_with_files, serious_accessibility_violations, spawn_browser_app, write_file,
+    LIVE, Page, WAIT, axe_source, browser_and_app, pdf_bytes, png_bytes, screenshot_dir,
+    send_with_files, serious_accessibility_violations, write_file,
 };
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
 use serde_json::{Value, json};
-
-/// Long enough for a slow CI machine, short of the admin page's 7 s polling: what arrives
-/// within it came over the subscription.
-const LIVE: Duration = Duration::from_secs(5);
-const WAIT: Duration = Duration::from_secs(15);
-
-/// The admin page's element with this `data-testid`.
-fn t(testid: &str) -> String {
-    format!("document.querySelector('[data-testid=\"{testid}\"]')")
-}
-
-/// Every element with this `data-testid`, as an array.
-fn t_all(testid: &str) -> String {
-    format!("[...document.querySelectorAll('[data-testid=\"{testid}\"]')]")
-}
-
-/// The list row of one chat.
-fn row(chat_id: &str) -> String {
-    format!("document.querySelector('[data-testid=\"chat-row\"][data-chat-id=\"{chat_id}\"]')")
-}
-
-async fn sign_in(page: &Page<'_>, app: &TestApp) {
-    page.goto(&app.url("/admin666/")).await;
-    page.wait_for(
-        &format!(
-            "!document.getElementById('login-view').hidden && document.activeElement === {}",
-            t("login-email")
-        ),
-        WAIT,
-    )
-    .await;
-    page.type_text(ADMIN_EMAIL).await;
-    page.click(&t("login-password")).await;
-    page.type_text(ADMIN_PASSWORD).await;
-    page.press("Enter", 0).await;
-    page.wait_for(
-        &format!(
-            "!document.getElementById('app').hidden && {}.dataset.state === 'live'",
-            t("conn-state")
-        ),
-        WAIT,
-    )
-    .await;
-}
 
 /// The response to `fetch(url)` in the page: status, content type, body (base64).
 async fn fetch_in_page(page: &Page<'_>, url: &str) -> (u64, String, Vec<u8>) {
@@ -79,18 +37,11 @@ async fn fetch_in_page(page: &Page<'_>, url: &str) -> (u64, String, Vec<u8>) {
     )
 }
 
-fn assert_no_script_errors(page: &Page<'_>) {
-    let errors = page.script_errors();
-    assert!(errors.is_empty(), "script errors: {errors:#?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_signs_in_answers_a_visitor_with_a_file_and_files_the_chat_as_pending() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1440, 900).await;
     let shots = screenshot_dir("admin/answer");
     let files = tempfile::tempdir().expect("temp dir");
@@ -98,16 +49,7 @@ async fn an_admin_signs_in_answers_a_visitor_with_a_file_and_files_the_chat_as_p
     let quote = write_file(files.path(), "quote.pdf", &quote_pdf);
 
     // A wrong password is refused with a message; the right one signs in.
-    page.goto(&app.url("/admin666/")).await;
-    page.wait_for(
-        &format!("document.activeElement === {}", t("login-email")),
-        WAIT,
-    )
-    .await;
-    page.type_text(ADMIN_EMAIL).await;
-    page.click(&t("login-password")).await;
-    page.type_text("not the password").await;
-    page.press("Enter", 0).await;
+    send_sign_in(&page, &app, "/admin666/", "not the password").await;
     page.wait_for(&format!("!{}.hidden", t("login-error")), WAIT)
         .await;
     page.screenshot(&shots.join("1-sign-in-refused.png")).await;
@@ -326,16 +268,14 @@ async fn an_admin_signs_in_answers_a_visitor_with_a_file_and_files_the_chat_as_p
     )
     .await;
     page.screenshot(&shots.join("10-seen-by-visitor.png")).await;
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_session_returns_to_sign_in_with_a_message_and_sign_out_works() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 800).await;
     let shots = screenshot_dir("admin/session");
 
@@ -376,18 +316,14 @@ async fn an_expired_session_returns_to_sign_in_with_a_message_and_sign_out_works
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_and_an_admin_talk_through_both_clients() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let visitor = browser.page(1280, 900).await;
     let admin = browser.page(1440, 900).await;
     let shots = screenshot_dir("admin/both-clients");
     let files = tempfile::tempdir().expect("temp dir");
     let photo = write_file(files.path(), "saddle.png", &png_bytes(500, 400));
-    const WIDGET: &str = "document.querySelector('chatdesk-widget').shadowRoot";
-    let w = |testid: &str| format!("{WIDGET}.querySelector('[data-testid=\"{testid}\"]')");
 
     sign_in(&admin, &app).await;
 
@@ -397,7 +333,7 @@ async fn a_visitor_and_an_admin_talk_through_both_clients() {
     visitor.click(&w("chatdesk-launcher")).await;
     visitor
         .wait_for(
-            &format!("{WIDGET}.activeElement === {}", w("chatdesk-input")),
+            &format!("{ROOT}.activeElement === {}", w("chatdesk-input")),
             WAIT,
         )
         .await;
@@ -410,7 +346,7 @@ async fn a_visitor_and_an_admin_talk_through_both_clients() {
     visitor
         .wait_for(
             &format!(
-                "[...{WIDGET}.querySelectorAll('[data-testid=chatdesk-message]')].some(m => m.dataset.state === 'sent' && m.querySelector('img'))"
+                "[...{ROOT}.querySelectorAll('[data-testid=chatdesk-message]')].some(m => m.dataset.state === 'sent' && m.querySelector('img'))"
             ),
             WAIT,
         )
@@ -451,7 +387,7 @@ async fn a_visitor_and_an_admin_talk_through_both_clients() {
     visitor
         .wait_for(
             &format!(
-                "(() => {{ const ms = [...{WIDGET}.querySelectorAll('[data-testid=chatdesk-message]')]; \
+                "(() => {{ const ms = [...{ROOT}.querySelectorAll('[data-testid=chatdesk-message]')]; \
                  return ms.some(m => m.dataset.sender === 'admin' && m.textContent.includes('any morning')) \
                  && ms.some(m => m.dataset.sender === 'visitor' && m.dataset.state === 'read'); }})()"
             ),
@@ -470,20 +406,18 @@ async fn a_visitor_and_an_admin_talk_through_both_clients() {
         .await;
     visitor.screenshot(&shots.join("1-visitor.png")).await;
     admin.screenshot(&shots.join("2-admin.png")).await;
-    assert_no_script_errors(&visitor);
-    assert_no_script_errors(&admin);
+    visitor.assert_no_script_errors();
+    admin.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_page_has_no_serious_accessibility_violations() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
     let Some(axe) = axe_source() else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1440, 900).await;
 
     page.goto(&app.url("/admin666/")).await;
@@ -538,15 +472,13 @@ async fn the_admin_page_has_no_serious_accessibility_violations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_moves_opens_replies_and_files_from_the_keyboard() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
     let (older, older_token) = app.start_chat(Some("Ada")).await;
     app.send(&older_token, &older, "The first question.").await;
     let (newer, newer_token) = app.start_chat(Some("Bob")).await;
     app.send(&newer_token, &newer, "The second question.").await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1440, 900).await;
     let shots = screenshot_dir("admin/keyboard");
 
@@ -610,7 +542,7 @@ async fn an_admin_moves_opens_replies_and_files_from_the_keyboard() {
         )
         .await;
     assert_eq!(status["chat"]["status"], "PENDING");
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 /// The messages and status lines of the open thread, in order, as "kind:detail" strings.
@@ -619,13 +551,11 @@ const THREAD_ORDER: &str = "[...document.querySelectorAll('#messages > li')].map
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_sets_a_display_name_that_the_visitor_gets_on_replies() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
     let (chat_id, visitor) = app.start_chat(Some("Grace")).await;
     app.send(&visitor, &chat_id, "Who am I talking to?").await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 800).await;
     let shots = screenshot_dir("admin/display-name");
     sign_in(&page, &app).await;
@@ -706,18 +636,16 @@ async fn an_admin_sets_a_display_name_that_the_visitor_gets_on_replies() {
         WAIT,
     )
     .await;
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_changes_are_lines_in_the_admin_thread_and_the_toast_agrees_with_the_box() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
     let (chat_id, visitor) = app.start_chat(Some("Lin")).await;
     app.send(&visitor, &chat_id, "My invoice is wrong.").await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 800).await;
     let shots = screenshot_dir("admin/status-lines");
     sign_in(&page, &app).await;
@@ -858,15 +786,14 @@ async fn status_changes_are_lines_in_the_admin_thread_and_the_toast_agrees_with_
             { "to": "PENDING", "by": "ADMIN" }
         ])
     );
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_looks_through_a_chats_images_with_the_keyboard() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
     let (chat_id, visitor) = app.start_chat(Some("Ada")).await;
     let first = send_with_files(
         &app,
@@ -890,7 +817,6 @@ async fn an_admin_looks_through_a_chats_images_with_the_keyboard() {
     )
     .await;
     assert!(second.get("errors").is_none(), "{second}");
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 800).await;
     let shots = screenshot_dir("admin/lightbox");
     sign_in(&page, &app).await;
@@ -1013,7 +939,7 @@ async fn an_admin_looks_through_a_chats_images_with_the_keyboard() {
         assert!(std::time::Instant::now() < deadline, "no PDF tab: {tabs:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 /// Interactive things smaller than 44 × 44 px that a finger may need to hit, as
@@ -1028,10 +954,9 @@ const SMALL_TARGETS: &str = "[...document.querySelectorAll('button, a[href], inp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_page_suits_fingers_on_a_phone_and_an_800_px_window() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
     let mut chats = Vec::new();
     for n in 0..12 {
         let (chat_id, token) = app.start_chat(Some(&format!("Visitor {n}"))).await;
@@ -1039,7 +964,6 @@ async fn the_admin_page_suits_fingers_on_a_phone_and_an_800_px_window() {
             .await;
         chats.push(chat_id);
     }
-    let browser = Browser::launch(&chromium).await;
     let shots = screenshot_dir("admin/small-screens");
 
     // 800 × 800: the list keeps a full-height column beside the chat.
@@ -1134,6 +1058,6 @@ async fn the_admin_page_suits_fingers_on_a_phone_and_an_800_px_window() {
         .eval(&format!("{}.scrollIntoView()", t("reply-box")))
         .await;
     phone.screenshot(&shots.join("4-phone-chat.png")).await;
-    assert_no_script_errors(&page);
-    assert_no_script_errors(&phone);
+    page.assert_no_script_errors();
+    phone.assert_no_script_errors();
 }

@@ -6,89 +6,23 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::TestApp;
+use common::browser::widget::{ROOT, open_demo, open_panel, send_text, stored, w, w_all};
 use common::browser::{
-    Browser, HostSite, Page, axe_source, chromium_path, pdf_bytes, png_bytes, screenshot_dir,
-    send_with_files, serious_accessibility_violations, spawn_browser_app, spawn_browser_app_with,
-    write_file,
+    HostSite, LIVE, Page, WAIT, axe_source, browser_and_app, browser_and_app_with, pdf_bytes,
+    png_bytes, screenshot_dir, send_with_files, serious_accessibility_violations,
+    spawn_browser_app, write_file,
 };
-use serde_json::{Value, json};
-
-/// Long enough for a slow CI machine, short of the widget's 7 s polling: what arrives within
-/// it came over the subscription.
-const LIVE: Duration = Duration::from_secs(5);
-const WAIT: Duration = Duration::from_secs(15);
+use common::{TestApp, eventually_some};
+use serde_json::json;
 
 /// The demo page's own title (clients/demo/index.html).
 const DEMO_TITLE: &str = "Fernwood Cycles — bicycle repairs and tune-ups";
 
-const ROOT: &str = "document.querySelector('chatdesk-widget').shadowRoot";
-
-/// The widget element with this `data-testid`.
-fn w(testid: &str) -> String {
-    format!("{ROOT}.querySelector('[data-testid=\"{testid}\"]')")
-}
-
-/// Every widget element with this `data-testid`, as an array.
-fn w_all(testid: &str) -> String {
-    format!("[...{ROOT}.querySelectorAll('[data-testid=\"{testid}\"]')]")
-}
-
-/// The widget's record in localStorage: {chatId, token, asked}.
-async fn stored(page: &Page<'_>) -> Value {
-    let raw = page
-        .eval("localStorage.getItem('chatdesk:' + location.origin + '/')")
-        .await;
-    serde_json::from_str(raw.as_str().expect("the widget stored its chat")).expect("JSON")
-}
-
-async fn open_demo(page: &Page<'_>, app: &TestApp) {
-    page.goto(&app.url("/")).await;
-    page.wait_for(&w("chatdesk-launcher"), WAIT).await;
-}
-
-async fn open_panel(page: &Page<'_>) {
-    page.click(&w("chatdesk-launcher")).await;
-    page.wait_for(
-        &format!(
-            "{}.getAttribute('aria-expanded') === 'true' && !{p}.hidden && {ROOT}.activeElement === {} \
-             && {p}.getAnimations().length === 0",
-            w("chatdesk-launcher"),
-            w("chatdesk-input"),
-            p = w("chatdesk-panel"),
-        ),
-        WAIT,
-    )
-    .await;
-}
-
-/// Types a message into the focused box and sends it with Enter; waits until the server has it.
-async fn send_text(page: &Page<'_>, text: &str) {
-    page.type_text(text).await;
-    page.press("Enter", 0).await;
-    page.wait_for(
-        &format!(
-            "{}.some(m => m.dataset.sender === 'visitor' && m.dataset.state === 'sent' && m.textContent.includes({}))",
-            w_all("chatdesk-message"),
-            json!(text)
-        ),
-        WAIT,
-    )
-    .await;
-}
-
-fn assert_no_script_errors(page: &Page<'_>) {
-    let errors = page.script_errors();
-    assert!(errors.is_empty(), "script errors: {errors:#?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_sends_text_an_image_and_a_pdf_and_still_sees_them_after_a_reload() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
     let shots = screenshot_dir("widget/send-and-reload");
     let files = tempfile::tempdir().expect("temp dir");
@@ -217,16 +151,14 @@ async fn a_visitor_sends_text_an_image_and_a_pdf_and_still_sees_them_after_a_rel
         json!(true)
     );
     page.screenshot(&shots.join("6-after-reload.png")).await;
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_reply_arrives_live_and_raises_the_badge_while_the_panel_is_closed() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
     let shots = screenshot_dir("widget/admin-reply");
 
@@ -329,7 +261,7 @@ async fn an_admin_reply_arrives_live_and_raises_the_badge_while_the_panel_is_clo
     )
     .await;
     let token = stored(&page).await["token"].as_str().unwrap().to_owned();
-    let unread = wait_for_value(WAIT, || async {
+    let unread = eventually_some(WAIT, || async {
         let data = app
             .data(
                 "query($id: UUID!) { chat(id: $id) { unreadCount } }",
@@ -351,34 +283,14 @@ async fn an_admin_reply_arrives_live_and_raises_the_badge_while_the_panel_is_clo
     page.press("Escape", 0).await;
     page.wait_for(&format!("{}.hidden", w("chatdesk-panel")), WAIT)
         .await;
-    assert_no_script_errors(&page);
-}
-
-/// Polls `check` every 100 ms until it gives a value or `timeout` passes.
-async fn wait_for_value<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return Some(value);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_file_shows_the_servers_reason() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
     let shots = screenshot_dir("widget/refused-file");
     let files = tempfile::tempdir().expect("temp dir");
@@ -447,16 +359,14 @@ async fn a_refused_file_shows_the_servers_reason() {
         page.screenshot(&shots.join(format!("{}-{name}.png", i + 1)))
             .await;
     }
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_375_px_wide_screen_the_panel_is_full_screen() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(375, 740).await;
     let shots = screenshot_dir("widget/phone");
 
@@ -496,19 +406,17 @@ async fn on_a_375_px_wide_screen_the_panel_is_full_screen() {
     page.click(&w("chatdesk-close")).await;
     page.wait_for(&format!("{}.hidden", w("chatdesk-panel")), WAIT)
         .await;
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_widget_has_no_serious_accessibility_violations() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
     let Some(axe) = axe_source() else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
     let shots = screenshot_dir("widget/accessibility");
     let files = tempfile::tempdir().expect("temp dir");
@@ -567,22 +475,22 @@ async fn the_widget_has_no_serious_accessibility_violations() {
         .await;
     let viewer = serious_accessibility_violations(&page, &axe).await;
     assert!(viewer.is_empty(), "with the image viewer open: {viewer:#?}");
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_another_sites_origin_the_widget_chats_live_and_follows_its_options() {
-    let Some(chromium) = chromium_path() else {
-        return;
-    };
     // The customer's site runs elsewhere; the chat server lets that origin in.
     let site = HostSite::bind().await;
     let site_origin = site.origin.clone();
     let site_url = format!("{}/", site.origin);
-    let app = spawn_browser_app_with(|settings| {
+    let Some((app, browser)) = browser_and_app_with(|settings| {
         settings.allowed_origins = api::config::AllowedOrigins::List(vec![site_origin]);
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     site.serve(format!(
         r##"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Another shop</title>
 <script src="{}/widget/chatdesk.js" defer data-position="left" data-accent="#8a2be2"
@@ -591,7 +499,6 @@ async fn on_another_sites_origin_the_widget_chats_live_and_follows_its_options()
 <button class="to-top" style="position:fixed;bottom:20px;left:20px">Top</button></body></html>"##,
         app.address
     ));
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 800).await;
     let shots = screenshot_dir("widget/other-origin");
     let files = tempfile::tempdir().expect("temp dir");
@@ -645,22 +552,21 @@ async fn on_another_sites_origin_the_widget_chats_live_and_follows_its_options()
     )
     .await;
     page.screenshot(&shots.join("1-left-with-accent.png")).await;
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_websocket_is_refused_the_widget_polls_and_still_shows_files() {
-    let Some(chromium) = chromium_path() else {
-        return;
-    };
     // A public URL that is not where the browser reaches the server: the WebSocket refuses
     // the page's origin and the signed links point elsewhere, as behind a misconfigured proxy.
-    let app = spawn_browser_app_with(|settings| {
+    let Some((app, browser)) = browser_and_app_with(|settings| {
         settings.public_url = "http://127.0.0.1:9".to_owned();
         settings.allowed_origins = api::config::AllowedOrigins::List(vec![]);
     })
-    .await;
-    let browser = Browser::launch(&chromium).await;
+    .await
+    else {
+        return;
+    };
     let page = browser.page(1280, 900).await;
     let shots = screenshot_dir("widget/polling");
     let files = tempfile::tempdir().expect("temp dir");
@@ -791,11 +697,9 @@ fn message_in_state(text: &str, state: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsent_message_survives_a_reload_and_is_delivered_once_when_the_server_is_back() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
     let shots = screenshot_dir("widget/outbox");
 
@@ -902,16 +806,14 @@ async fn an_unsent_message_survives_a_reload_and_is_delivered_once_when_the_serv
     let thread = thread_on_server(&app, &chat_id).await;
     assert_eq!(thread.len(), 3, "{thread:?}");
     assert_eq!(thread[2], ("Saturdays?".to_owned(), 1), "{thread:?}");
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_a_file_is_refused_the_text_can_still_be_sent_or_edited() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
     let shots = screenshot_dir("widget/refused-file-with-text");
     let files = tempfile::tempdir().expect("temp dir");
@@ -984,16 +886,14 @@ async fn when_a_file_is_refused_the_text_can_still_be_sent_or_edited() {
     )
     .await;
     page.screenshot(&shots.join("3-back-in-the-box.png")).await;
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escape_still_closes_the_panel_after_retry_and_after_remove() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
 
     open_demo(&page, &app).await;
@@ -1038,16 +938,14 @@ async fn escape_still_closes_the_panel_after_retry_and_after_remove() {
     page.press("Escape", 0).await;
     page.wait_for(&format!("{}.hidden", w("chatdesk-panel")), WAIT)
         .await;
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_open_in_a_viewer_with_arrow_keys_and_a_pdf_opens_in_a_new_tab() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
     let shots = screenshot_dir("widget/viewer");
     let files = tempfile::tempdir().expect("temp dir");
@@ -1147,7 +1045,7 @@ async fn images_open_in_a_viewer_with_arrow_keys_and_a_pdf_opens_in_a_new_tab() 
         .await;
     assert_eq!(pdf, json!(["_blank", false]));
     page.click(&pdf_card).await;
-    let tab = wait_for_value(WAIT, || async {
+    let tab = eventually_some(WAIT, || async {
         let targets = page.call("Target.getTargets", json!({})).await;
         targets["targetInfos"]
             .as_array()
@@ -1164,16 +1062,14 @@ async fn images_open_in_a_viewer_with_arrow_keys_and_a_pdf_opens_in_a_new_tab() 
     page.press("Escape", 0).await;
     page.wait_for(&format!("{}.hidden", w("chatdesk-panel")), WAIT)
         .await;
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_375_px_every_target_is_44_px_and_tab_reaches_attach_before_send() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(375, 667).await;
     let shots = screenshot_dir("widget/touch-targets");
     let files = tempfile::tempdir().expect("temp dir");
@@ -1210,24 +1106,24 @@ async fn at_375_px_every_target_is_44_px_and_tab_reaches_attach_before_send() {
     assert_eq!(page.eval(&focused).await, "chatdesk-attach");
     page.press("Tab", 0).await;
     assert_eq!(page.eval(&focused).await, "chatdesk-send");
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_dark_german_page_the_widget_speaks_german_shows_its_focus_ring_and_chimes() {
-    let Some(chromium) = chromium_path() else {
-        return;
-    };
     // Two customer sites: a dark one that asks for German (its page says English), and a
     // French one that says nothing but its page's lang.
     let german = HostSite::bind().await;
     let french = HostSite::bind().await;
     let origins = vec![german.origin.clone(), french.origin.clone()];
     let (german_url, french_url) = (format!("{}/", german.origin), format!("{}/", french.origin));
-    let app = spawn_browser_app_with(|settings| {
+    let Some((app, browser)) = browser_and_app_with(|settings| {
         settings.allowed_origins = api::config::AllowedOrigins::List(origins);
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     german.serve(format!(
         r##"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Nachtfahrt</title>
 <script src="{}/widget/chatdesk.js" defer data-locale="de" data-sound="on" data-accent="#1f2328"></script></head>
@@ -1239,7 +1135,6 @@ async fn on_a_dark_german_page_the_widget_speaks_german_shows_its_focus_ring_and
 <script src="{}/widget/chatdesk.js" defer></script></head><body><h1>Vélo</h1></body></html>"##,
         app.address
     ));
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 800).await;
     let shots = screenshot_dir("widget/german-dark");
     let files = tempfile::tempdir().expect("temp dir");
@@ -1356,7 +1251,7 @@ async fn on_a_dark_german_page_the_widget_speaks_german_shows_its_focus_ring_and
     );
     page.screenshot(&shots.join("3-reply-while-closed.png"))
         .await;
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 
     // Without data-locale, the page's lang decides.
     page.goto(&french_url).await;
@@ -1369,16 +1264,14 @@ async fn on_a_dark_german_page_the_widget_speaks_german_shows_its_focus_ring_and
         .await,
         "Ouvrir le chat"
     );
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_show_the_admins_display_name_and_the_thread_shows_status_changes() {
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
     let shots = screenshot_dir("widget/who-answers");
     let admin = app.admin_token().await;
@@ -1468,5 +1361,5 @@ async fn replies_show_the_admins_display_name_and_the_thread_shows_status_change
         ])
     );
     page.screenshot(&shots.join("3-after-reload.png")).await;
-    assert_no_script_errors(&page);
+    page.assert_no_script_errors();
 }

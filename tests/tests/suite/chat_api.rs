@@ -4,7 +4,9 @@
 use crate::common;
 use crate::common::helpers;
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, error_code, spawn_app};
+use common::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, Backend, error_code, graphql_request, json_response, spawn_app,
+};
 use entity::chat_event::EventKind;
 use helpers::{
     chat, mark_read, nodes, send_with_key, set_status, stored_events, stored_messages, time,
@@ -464,17 +466,9 @@ async fn requests_without_a_valid_credential_are_unauthenticated(backend: Backen
         }
     }
     // Not a bearer credential at all.
-    let response: Value = app
-        .client
-        .post(app.url("/graphql"))
-        .header("authorization", format!("Basic {admin}"))
-        .json(&json!({ "query": "{ me { id } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let request = graphql_request(&app.client, &app.address, "{ me { id } }", json!({}), None)
+        .header("authorization", format!("Basic {admin}"));
+    let response = json_response(request).await;
     assert_eq!(error_code(&response), Some("UNAUTHENTICATED"), "{response}");
     // Nothing happened to the chat.
     assert_eq!(helpers::stored_messages(&app, &chat_id).await, 0);

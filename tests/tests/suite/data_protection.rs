@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use api::files::scan::ClamdAddress;
+use common::browser::widget::{ROOT, open_demo, open_panel, send_text, stored, w, w_all};
+use common::browser::{LIVE, WAIT, browser_and_app};
 use common::files::{FilePart, Store, spawn_app_on};
 use common::{Backend, TestApp, error_code, samples, spawn_app_with};
 use serde_json::{Value, json};
@@ -63,10 +65,7 @@ impl Clamd {
             .collect();
         std::fs::write(database.join("chatdesk-test.hsb"), signatures).expect("signatures");
         let (listen, address) = if tcp {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|listener| listener.local_addr())
-                .expect("a free port")
-                .port();
+            let port = common::free_port();
             (
                 format!("TCPSocket {port}\nTCPAddr 127.0.0.1\n"),
                 ClamdAddress::Tcp(format!("127.0.0.1:{port}")),
@@ -813,51 +812,21 @@ backend_tests!(
 
 // ---- in the browser ------------------------------------------------------------------------
 
-const ROOT: &str = "document.querySelector('chatdesk-widget').shadowRoot";
-
-fn w(testid: &str) -> String {
-    format!("{ROOT}.querySelector('[data-testid=\"{testid}\"]')")
-}
-
 /// The widget saves a transcript that, opened in the browser, runs nothing; then deletes the
 /// conversation after a confirmation, which the server forgets entirely, and a new message
 /// starts a new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn widget_saves_a_transcript_and_deletes_the_conversation() {
-    use common::browser::{Browser, chromium_path, spawn_browser_app};
-    const WAIT: Duration = Duration::from_secs(15);
-    let Some(chromium) = chromium_path() else {
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
-    page.goto(&app.url("/")).await;
-    page.wait_for(&w("chatdesk-launcher"), WAIT).await;
-    page.click(&w("chatdesk-launcher")).await;
-    page.wait_for(
-        &format!(
-            "!{}.hidden && {ROOT}.activeElement === {}",
-            w("chatdesk-panel"),
-            w("chatdesk-input")
-        ),
-        WAIT,
-    )
-    .await;
+    open_demo(&page, &app).await;
+    open_panel(&page).await;
     let hostile =
         "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\"> hello";
-    page.type_text(hostile).await;
-    page.press("Enter", 0).await;
-    page.wait_for(
-        &format!(
-            "[...{ROOT}.querySelectorAll('[data-testid=\"chatdesk-message\"]')].some(m => m.dataset.state === 'sent')"
-        ),
-        WAIT,
-    )
-    .await;
-    let record = page
-        .eval("JSON.parse(localStorage.getItem('chatdesk:' + location.origin + '/'))")
-        .await;
+    send_text(&page, hostile).await;
+    let record = stored(&page).await;
     let chat_id = record["chatId"].as_str().unwrap().to_owned();
     let token = record["token"].as_str().unwrap().to_owned();
     let admin = app.admin_token().await;
@@ -970,64 +939,20 @@ async fn widget_saves_a_transcript_and_deletes_the_conversation() {
 
     // Writing again starts a new conversation.
     page.click(&w("chatdesk-input")).await;
-    page.type_text("one more question").await;
-    page.press("Enter", 0).await;
-    page.wait_for(
-        &format!(
-            "[...{ROOT}.querySelectorAll('[data-testid=\"chatdesk-message\"]')].some(m => m.dataset.state === 'sent')"
-        ),
-        WAIT,
-    )
-    .await;
-    let record = page
-        .eval("JSON.parse(localStorage.getItem('chatdesk:' + location.origin + '/'))")
-        .await;
+    send_text(&page, "one more question").await;
+    let record = stored(&page).await;
     assert_ne!(record["chatId"].as_str().unwrap(), chat_id);
-    let errors = page.script_errors();
-    assert!(errors.is_empty(), "script errors: {errors:#?}");
+    page.assert_no_script_errors();
 }
 
 /// The admin page: the chat view saves a transcript and deletes the chat after a confirmation;
 /// another admin's list drops the chat live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_saves_a_transcript_and_deletes_a_chat_from_the_chat_view() {
-    use common::browser::{Browser, Page, chromium_path, spawn_browser_app};
-    use common::{ADMIN_EMAIL, ADMIN_PASSWORD};
-    const WAIT: Duration = Duration::from_secs(15);
-    const LIVE: Duration = Duration::from_secs(5);
-    fn t(testid: &str) -> String {
-        format!("document.querySelector('[data-testid=\"{testid}\"]')")
-    }
-    fn row(chat_id: &str) -> String {
-        format!("document.querySelector('[data-testid=\"chat-row\"][data-chat-id=\"{chat_id}\"]')")
-    }
-    async fn sign_in(page: &Page<'_>, app: &TestApp) {
-        page.goto(&app.url("/admin666/")).await;
-        page.wait_for(
-            &format!(
-                "!document.getElementById('login-view').hidden && document.activeElement === {}",
-                t("login-email")
-            ),
-            WAIT,
-        )
-        .await;
-        page.type_text(ADMIN_EMAIL).await;
-        page.click(&t("login-password")).await;
-        page.type_text(ADMIN_PASSWORD).await;
-        page.press("Enter", 0).await;
-        page.wait_for(
-            &format!(
-                "!document.getElementById('app').hidden && {}.dataset.state === 'live'",
-                t("conn-state")
-            ),
-            WAIT,
-        )
-        .await;
-    }
-    let Some(chromium) = chromium_path() else {
+    use common::browser::admin::{row, sign_in, t};
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
     let (chat_id, token) = app.start_chat(Some("Ada")).await;
     app.send(
         &token,
@@ -1036,7 +961,6 @@ async fn an_admin_saves_a_transcript_and_deletes_a_chat_from_the_chat_view() {
     )
     .await;
     let (kept, _) = app.start_chat(Some("Grace")).await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
     let other = browser.page(1280, 900).await;
     sign_in(&page, &app).await;
@@ -1095,30 +1019,26 @@ async fn an_admin_saves_a_transcript_and_deletes_a_chat_from_the_chat_view() {
         )
         .await;
     assert_eq!(gone["chat"], Value::Null);
-    for admin_page in [&page, &other] {
-        let errors = admin_page.script_errors();
-        assert!(errors.is_empty(), "script errors: {errors:#?}");
-    }
+    page.assert_no_script_errors();
+    other.assert_no_script_errors();
 }
 
 /// With scanning on, the widget says "Scanning…" once a file is up, until it is stored; a file
 /// clamd refuses shows the server's reason under the message, to remove, not to retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_widget_says_scanning_and_shows_a_refused_file() {
-    use common::browser::{Browser, chromium_path, spawn_browser_app_with, write_file};
-    const WAIT: Duration = Duration::from_secs(15);
-    let Some(chromium) = chromium_path() else {
-        return;
-    };
+    use common::browser::{browser_and_app_with, write_file};
     let Some(clamd) = Clamd::start(&[("EICAR", EICAR)], false) else {
         return;
     };
     let address = clamd.address.clone();
-    let app = spawn_browser_app_with(move |settings| settings.clamd_url = Some(address)).await;
-    let browser = Browser::launch(&chromium).await;
+    let Some((app, browser)) =
+        browser_and_app_with(move |settings| settings.clamd_url = Some(address)).await
+    else {
+        return;
+    };
     let page = browser.page(1280, 900).await;
-    page.goto(&app.url("/")).await;
-    page.wait_for(&w("chatdesk-launcher"), WAIT).await;
+    open_demo(&page, &app).await;
     page.click(&w("chatdesk-launcher")).await;
     page.wait_for(&format!("!{}.hidden", w("chatdesk-panel")), WAIT)
         .await;
@@ -1131,7 +1051,7 @@ async fn the_widget_says_scanning_and_shows_a_refused_file() {
     ))
     .await;
     let files = tempfile::tempdir().unwrap();
-    let messages = format!("[...{ROOT}.querySelectorAll('[data-testid=\"chatdesk-message\"]')]");
+    let messages = w_all("chatdesk-message");
     for (index, (name, bytes)) in [
         (
             "notes.txt",
@@ -1189,6 +1109,5 @@ async fn the_widget_says_scanning_and_shows_a_refused_file() {
     );
     assert_eq!(last["retry"], false, "{last}");
     assert_eq!(app.stored_objects().await.len(), 1, "only the clean file");
-    let errors = page.script_errors();
-    assert!(errors.is_empty(), "script errors: {errors:#?}");
+    page.assert_no_script_errors();
 }

@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{Backend, spawn_app};
+use common::{Backend, graphql_at, spawn_app};
 use serde_json::json;
 
 async fn health_routes_and_upload_policy(backend: Backend) {
@@ -29,13 +29,7 @@ async fn health_routes_and_upload_policy(backend: Backend) {
     );
 
     // A browser opening /graphql gets the API explorer (other GETs run queries).
-    let explorer = app
-        .client
-        .get(app.url("/graphql"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let explorer = app.get_accepting("/graphql", "text/html").await;
     assert_eq!(explorer.status(), 200);
     assert!(explorer.text().await.unwrap().contains("API explorer"));
 
@@ -72,15 +66,14 @@ async fn data_and_admin_survive_a_restart() {
     };
     let client = reqwest::Client::new();
     let (port, stop, server) = start(common::test_settings(&dir, &url)).await;
-    let created: serde_json::Value = client
-        .post(format!("http://127.0.0.1:{port}/graphql"))
-        .json(&json!({ "query": "mutation { startChat(input: { visitorName: \"Kim\" }) { chatToken chat { id } } }" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = graphql_at(
+        &client,
+        &format!("http://127.0.0.1:{port}"),
+        "mutation { startChat(input: { visitorName: \"Kim\" }) { chatToken chat { id } } }",
+        json!({}),
+        None,
+    )
+    .await;
     let token = created["data"]["startChat"]["chatToken"]
         .as_str()
         .unwrap()
@@ -93,18 +86,14 @@ async fn data_and_admin_survive_a_restart() {
     server.await.unwrap().unwrap();
 
     let (port, _stop, _server) = start(common::test_settings(&dir, &url)).await;
-    let again: serde_json::Value = client
-        .post(format!("http://127.0.0.1:{port}/graphql"))
-        .bearer_auth(&token)
-        .json(
-            &json!({ "query": format!("{{ chat(id: \"{chat_id}\") {{ visitor {{ name }} }} }}") }),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again = graphql_at(
+        &client,
+        &format!("http://127.0.0.1:{port}"),
+        &format!("{{ chat(id: \"{chat_id}\") {{ visitor {{ name }} }} }}"),
+        json!({}),
+        Some(&token),
+    )
+    .await;
     assert_eq!(again["data"]["chat"]["visitor"]["name"], "Kim", "{again}");
 }
 

@@ -221,12 +221,8 @@ async fn get_runs_queries_and_only_queries(backend: Backend) {
 
     // A browser gets the explorer; nothing on it comes from elsewhere.
     let page = app
-        .client
-        .get(app.url("/graphql"))
-        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
-        .send()
-        .await
-        .unwrap();
+        .get_accepting("/graphql", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .await;
     assert_eq!(page.status(), 200);
     let csp = page.headers()["content-security-policy"]
         .to_str()
@@ -517,9 +513,5 @@ async fn the_explorer_runs_queries_in_a_browser() {
         resources.split(' ').all(|url| url.starts_with(&origin)),
         "{resources}"
     );
-    assert!(
-        page.script_errors().is_empty(),
-        "{:?}",
-        page.script_errors()
-    );
+    page.assert_no_script_errors();
 }

@@ -12,19 +12,16 @@ use std::time::{Duration, Instant};
 
 use api::Settings;
 use api::config::Secret;
-use common::{ADMIN_EMAIL, Backend, TestApp, chatdesk_binary, error_code, spawn_app_with};
+use common::resilience_support::start_chatdesk;
+use common::{
+    ADMIN_EMAIL, Backend, TestApp, chatdesk_binary, error_code, expect_data, free_port, graphql_at,
+    spawn_app_with,
+};
 use sea_orm::{EntityTrait, PaginatorTrait, TransactionTrait};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 // ---- the SMTP server ---------------------------------------------------------------------
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
 
 fn smtp_required() -> bool {
     std::env::var("CHATDESK_REQUIRE_SMTP").is_ok_and(|v| v == "1")
@@ -183,6 +180,18 @@ fn with_email(settings: &mut Settings, smtp_url: &str) {
 async fn app_with_email(backend: Backend, smtp_url: &str) -> TestApp {
     let url = smtp_url.to_owned();
     spawn_app_with(backend, move |settings| with_email(settings, &url)).await
+}
+
+/// The admin's token, with the admin's own emails off: the sink gets only the visitor's.
+async fn admin_without_email(app: &TestApp) -> String {
+    let admin = app.admin_token().await;
+    app.data(
+        "mutation { setEmailPreference(preference: NEVER) { emailPreference } }",
+        json!({}),
+        Some(&admin),
+    )
+    .await;
+    admin
 }
 
 async fn start_chat(app: &TestApp, input: Value) -> (String, String) {
@@ -361,13 +370,7 @@ async fn unread_replies_email_the_visitor_with_a_resume_link(backend: Backend) {
     }
     let sink = SmtpSink::started().await;
     let app = app_with_email(backend, &sink.url()).await;
-    let admin = app.admin_token().await;
-    app.data(
-        "mutation { setEmailPreference(preference: NEVER) { emailPreference } }",
-        json!({}),
-        Some(&admin),
-    )
-    .await;
+    let admin = admin_without_email(&app).await;
     let (chat_id, visitor) = start_chat(
         &app,
         json!({ "visitorName": "Bob", "visitorEmail": "bob@example.org", "sourcePage": "https://shop.example/help#faq" }),
@@ -640,21 +643,16 @@ async fn two_instances_send_each_email_once(backend: Backend) {
         } else {
             &other_address
         };
-        let response: Value = app
-            .client
-            .post(format!("{address}/graphql"))
-            .bearer_auth(&visitor)
-            .json(&json!({
-                "query": "mutation($c: UUID!, $b: String) { sendMessage(chatId: $c, body: $b) { id } }",
-                "variables": { "c": chat_id, "b": format!("message {n}") }
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(response.get("errors").is_none(), "{response}");
+        expect_data(
+            graphql_at(
+                &app.client,
+                address,
+                "mutation($c: UUID!, $b: String) { sendMessage(chatId: $c, body: $b) { id } }",
+                json!({ "c": chat_id, "b": format!("message {n}") }),
+                Some(&visitor),
+            )
+            .await,
+        );
         committed.insert(
             chat_id,
             std::time::SystemTime::now()
@@ -781,13 +779,7 @@ async fn bad_addresses_and_names_fail_cleanly(backend: Backend) {
     }
     let sink = SmtpSink::started().await;
     let app = app_with_email(backend, &sink.url()).await;
-    let admin = app.admin_token().await;
-    app.data(
-        "mutation { setEmailPreference(preference: NEVER) { emailPreference } }",
-        json!({}),
-        Some(&admin),
-    )
-    .await;
+    let admin = admin_without_email(&app).await;
 
     let start = "mutation($input: StartChatInput) { startChat(input: $input) { chatToken } }";
     let injected = app
@@ -865,7 +857,8 @@ async fn bad_addresses_and_names_fail_cleanly(backend: Backend) {
 /// second opening of the same link is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_resumes_the_chat_from_the_emailed_link_in_a_browser() {
-    use common::browser::{Browser, chromium_path, screenshot_dir, spawn_browser_app_with};
+    use common::browser::widget::{w, w_all};
+    use common::browser::{Browser, WAIT, chromium_path, screenshot_dir, spawn_browser_app_with};
     if !smtp_available() {
         return;
     }
@@ -875,13 +868,7 @@ async fn a_visitor_resumes_the_chat_from_the_emailed_link_in_a_browser() {
     let sink = SmtpSink::started().await;
     let url = sink.url();
     let app = spawn_browser_app_with(move |settings| with_email(settings, &url)).await;
-    let admin = app.admin_token().await;
-    app.data(
-        "mutation { setEmailPreference(preference: NEVER) { emailPreference } }",
-        json!({}),
-        Some(&admin),
-    )
-    .await;
+    let admin = admin_without_email(&app).await;
     let (chat_id, visitor) = start_chat(
         &app,
         json!({ "visitorName": "Gus", "visitorEmail": "gus@example.org", "sourcePage": app.url("/") }),
@@ -899,9 +886,6 @@ async fn a_visitor_resumes_the_chat_from_the_emailed_link_in_a_browser() {
         .to_owned();
     assert!(link.starts_with(&app.url("/#chatdesk-resume=")), "{link}");
 
-    let root = "document.querySelector('chatdesk-widget').shadowRoot";
-    let all = |testid: &str| format!("[...{root}.querySelectorAll('[data-testid=\"{testid}\"]')]");
-    let wait = Duration::from_secs(15);
     let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
     page.goto(&link).await;
@@ -909,10 +893,10 @@ async fn a_visitor_resumes_the_chat_from_the_emailed_link_in_a_browser() {
         &format!(
             "{}.some(m => m.dataset.sender === 'admin' && m.textContent.includes('Yes, within 5 days.')) \
              && {}.some(m => m.textContent.includes('Do you ship to Iceland?'))",
-            all("chatdesk-message"),
-            all("chatdesk-message")
+            w_all("chatdesk-message"),
+            w_all("chatdesk-message")
         ),
-        wait,
+        WAIT,
     )
     .await;
     assert_eq!(
@@ -922,18 +906,15 @@ async fn a_visitor_resumes_the_chat_from_the_emailed_link_in_a_browser() {
     );
     page.screenshot(&screenshot_dir("notifications/resumed").join("1-history.png"))
         .await;
-    page.click(&format!(
-        "{root}.querySelector('[data-testid=\"chatdesk-input\"]')"
-    ))
-    .await;
+    page.click(&w("chatdesk-input")).await;
     page.type_text("Great, thanks!").await;
     page.press("Enter", 0).await;
     page.wait_for(
         &format!(
             "{}.some(m => m.dataset.sender === 'visitor' && m.dataset.state === 'sent' && m.textContent.includes('Great, thanks!'))",
-            all("chatdesk-message")
+            w_all("chatdesk-message")
         ),
-        wait,
+        WAIT,
     )
     .await;
     let data = app
@@ -959,16 +940,13 @@ async fn a_visitor_resumes_the_chat_from_the_emailed_link_in_a_browser() {
     page.goto(&link).await;
     page.wait_for(
         &format!(
-            "(e => e && !e.hidden && e.textContent.includes('already used or has expired'))({root}.querySelector('[data-testid=\"chatdesk-error\"]'))"
+            "(e => e && !e.hidden && e.textContent.includes('already used or has expired'))({})",
+            w("chatdesk-error")
         ),
-        wait,
+        WAIT,
     )
     .await;
-    assert!(
-        page.script_errors().is_empty(),
-        "{:?}",
-        page.script_errors()
-    );
+    page.assert_no_script_errors();
 }
 
 const SET_HOURS: &str = "mutation($input: OfficeHoursInput!) { setOfficeHours(input: $input) { enabled timeZone ranges { weekday open close } awayText replyTime } }";
@@ -1072,11 +1050,11 @@ async fn office_hours_drive_the_widget_settings(backend: Backend) {
 /// message; the email given goes with the new chat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_widget_shows_the_away_text_and_asks_for_the_email_first() {
-    use common::browser::{Browser, chromium_path, screenshot_dir, spawn_browser_app};
-    let Some(chromium) = chromium_path() else {
+    use common::browser::widget::{open_demo, w, w_all};
+    use common::browser::{WAIT, browser_and_app, screenshot_dir};
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
     let admin = app.admin_token().await;
     app.data(
         SET_HOURS,
@@ -1084,38 +1062,34 @@ async fn the_widget_shows_the_away_text_and_asks_for_the_email_first() {
         Some(&admin),
     )
     .await;
-    let root = "document.querySelector('chatdesk-widget').shadowRoot";
-    let el = |testid: &str| format!("{root}.querySelector('[data-testid=\"{testid}\"]')");
-    let wait = Duration::from_secs(15);
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
-    page.goto(&app.url("/")).await;
-    page.wait_for(&el("chatdesk-launcher"), wait).await;
-    page.click(&el("chatdesk-launcher")).await;
+    open_demo(&page, &app).await;
+    page.click(&w("chatdesk-launcher")).await;
     page.wait_for(
         &format!(
             "!{a}.hidden && {a}.textContent === 'We are closed <now>, back at 9.' && !{d}.hidden",
-            a = el("chatdesk-availability"),
-            d = el("chatdesk-details")
+            a = w("chatdesk-availability"),
+            d = w("chatdesk-details")
         ),
-        wait,
+        WAIT,
     )
     .await;
     page.screenshot(&screenshot_dir("notifications/away").join("1-away.png"))
         .await;
-    page.click(&el("chatdesk-email")).await;
+    page.click(&w("chatdesk-email")).await;
     page.type_text("kim@example.org").await;
-    page.click(&el("chatdesk-details-save")).await;
-    page.wait_for(&format!("{}.hidden", el("chatdesk-details")), wait)
+    page.click(&w("chatdesk-details-save")).await;
+    page.wait_for(&format!("{}.hidden", w("chatdesk-details")), WAIT)
         .await;
-    page.click(&el("chatdesk-input")).await;
+    page.click(&w("chatdesk-input")).await;
     page.type_text("Hello after hours").await;
     page.press("Enter", 0).await;
     page.wait_for(
         &format!(
-            "[...{root}.querySelectorAll('[data-testid=\"chatdesk-message\"]')].some(m => m.dataset.state === 'sent' && m.textContent.includes('Hello after hours'))"
+            "{}.some(m => m.dataset.state === 'sent' && m.textContent.includes('Hello after hours'))",
+            w_all("chatdesk-message")
         ),
-        wait,
+        WAIT,
     )
     .await;
     let chats = app
@@ -1129,46 +1103,27 @@ async fn the_widget_shows_the_away_text_and_asks_for_the_email_first() {
         chats["chats"]["edges"][0]["node"]["visitor"]["email"],
         json!("kim@example.org")
     );
-    assert!(
-        page.script_errors().is_empty(),
-        "{:?}",
-        page.script_errors()
-    );
+    page.assert_no_script_errors();
 }
 
 /// The admin page's sidebar panels: the email preference (email off on this server, and it
 /// says so; `#settings` opens it, as the emails link) and the office hours, saved through the API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_page_sets_the_email_preference_and_office_hours() {
-    use common::browser::{Browser, chromium_path, screenshot_dir, spawn_browser_app};
-    let Some(chromium) = chromium_path() else {
+    use common::browser::admin::{send_sign_in, t};
+    use common::browser::{WAIT, browser_and_app, screenshot_dir};
+    let Some((app, browser)) = browser_and_app().await else {
         return;
     };
-    let app = spawn_browser_app().await;
-    let t = |testid: &str| format!("document.querySelector('[data-testid=\"{testid}\"]')");
-    let wait = Duration::from_secs(15);
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
-    page.goto(&app.url("/admin666/#settings")).await;
-    page.wait_for(
-        &format!(
-            "!document.getElementById('login-view').hidden && document.activeElement === {}",
-            t("login-email")
-        ),
-        wait,
-    )
-    .await;
-    page.type_text(ADMIN_EMAIL).await;
-    page.click(&t("login-password")).await;
-    page.type_text(common::ADMIN_PASSWORD).await;
-    page.press("Enter", 0).await;
+    send_sign_in(&page, &app, "/admin666/#settings", common::ADMIN_PASSWORD).await;
     page.wait_for(
         &format!(
             "{s}.open && {st}.textContent.includes('Email is off on this server')",
             s = t("email-settings"),
             st = t("email-state")
         ),
-        wait,
+        WAIT,
     )
     .await;
     let change = |testid: &str, value: &str| {
@@ -1180,7 +1135,7 @@ async fn the_admin_page_sets_the_email_preference_and_office_hours() {
     };
     page.eval(&change("email-pref", "NEW_CHATS")).await;
     let admin = app.admin_token().await;
-    let deadline = Instant::now() + wait;
+    let deadline = Instant::now() + WAIT;
     loop {
         let data = app
             .data(
@@ -1214,7 +1169,7 @@ async fn the_admin_page_sets_the_email_preference_and_office_hours() {
     page.click(&t("hours-save")).await;
     page.wait_for(
         &format!("{}.textContent === 'Saved.'", t("hours-state")),
-        wait,
+        WAIT,
     )
     .await;
     page.screenshot(&screenshot_dir("notifications/admin").join("1-settings.png"))
@@ -1240,14 +1195,10 @@ async fn the_admin_page_sets_the_email_preference_and_office_hours() {
             "{}.textContent.includes('not an IANA time zone')",
             t("hours-state")
         ),
-        wait,
+        WAIT,
     )
     .await;
-    assert!(
-        page.script_errors().is_empty(),
-        "{:?}",
-        page.script_errors()
-    );
+    page.assert_no_script_errors();
 }
 
 /// A CA and a certificate it signed for 127.0.0.1, made with the `openssl` command:
@@ -1435,77 +1386,27 @@ async fn start_binary(
     database_url: &str,
     smtp_url: &str,
 ) -> (tokio::process::Child, String) {
-    let port = free_port();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("server.log"))
-        .expect("a log file");
-    let data = dir.to_string_lossy().into_owned();
-    let mut child = tokio::process::Command::new(binary)
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "warn")
-        .env("DATABASE_URL", database_url)
-        .env("CHATDESK_BIND", format!("127.0.0.1:{port}"))
-        .env("CHATDESK_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-        .env("CHATDESK_DATA_DIR", &data)
-        .env("CHATDESK_STORAGE", format!("{data}/uploads"))
-        .env(
-            "CHATDESK_JWT_SECRET",
-            "test-secret-that-is-at-least-32-characters",
-        )
-        .env("CHATDESK_ADMIN_EMAIL", ADMIN_EMAIL)
-        .env("CHATDESK_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .env("CHATDESK_SMTP_URL", smtp_url)
-        .env(
-            "CHATDESK_MAIL_FROM",
-            "Example Support <support@example.com>",
-        )
-        .env("CHATDESK_NOTIFY_DELAY_SECS", "2")
-        .env("CHATDESK_OUTBOX_POLL_MS", "50")
-        .env("CHATDESK_OUTBOX_RETRY_BASE_SECS", "1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chatdesk starts");
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    loop {
-        if let Ok(response) = reqwest::get(format!("{base}/healthz")).await
-            && response.status() == 200
-        {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "chatdesk exited with {status}: {}",
-                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-            );
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "chatdesk did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (child, base)
+    start_chatdesk(
+        binary,
+        dir,
+        database_url,
+        &[
+            ("CHATDESK_SMTP_URL", smtp_url),
+            (
+                "CHATDESK_MAIL_FROM",
+                "Example Support <support@example.com>",
+            ),
+            ("CHATDESK_NOTIFY_DELAY_SECS", "2"),
+            ("CHATDESK_OUTBOX_POLL_MS", "50"),
+            ("CHATDESK_OUTBOX_RETRY_BASE_SECS", "1"),
+        ],
+    )
+    .await
 }
 
+/// A request that must succeed, on a client of its own (the server here gets killed).
 async fn call(base: &str, query: &str, variables: Value, token: Option<&str>) -> Value {
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .json(&json!({ "query": query, "variables": variables }));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response: Value = request.send().await.unwrap().json().await.unwrap();
-    assert!(response.get("errors").is_none(), "{response}");
-    response["data"].clone()
+    expect_data(graphql_at(&reqwest::Client::new(), base, query, variables, token).await)
 }
 
 /// The real `chatdesk` process SIGKILLed right after an admin's reply (before the delay has
@@ -1519,20 +1420,7 @@ async fn a_server_killed_right_after_a_reply_emails_after_restart(backend: Backe
     };
     let sink = SmtpSink::started().await;
     let dir = tempfile::tempdir().unwrap();
-    let (database_url, postgres) = match &backend {
-        Backend::Sqlite => (
-            format!("sqlite://{}/chatdesk.db?mode=rwc", dir.path().display()),
-            None,
-        ),
-        Backend::Postgres(server) => {
-            let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
-            common::create_database(server, &name).await;
-            (
-                common::with_database(server, &name),
-                Some((server.clone(), name)),
-            )
-        }
-    };
+    let (database_url, postgres) = common::test_database(&backend, dir.path()).await;
     let (mut server, base) = start_binary(&binary, dir.path(), &database_url, &sink.url()).await;
     let login = call(
         &base,

@@ -17,12 +17,11 @@ use crate::common;
 use crate::common::resilience_support;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, chatdesk_binary};
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, chatdesk_binary, expect_data, graphql_at};
 use resilience_support::{
-    connect, consistency, free_port, multipart, read_response, request_head, upload_parts,
+    connect, consistency, multipart, read_response, request_head, start_chatdesk, upload_parts,
     upload_to,
 };
 use serde_json::{Value, json};
@@ -36,60 +35,17 @@ struct Server {
 
 impl Server {
     async fn start(binary: &Path, dir: &Path, database_url: &str) -> Self {
-        let port = free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("server.log"))
-            .expect("a log file");
-        let data = dir.to_string_lossy().into_owned();
-        let mut child = Command::new(binary)
-            .arg("serve")
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            .env("DATABASE_URL", database_url)
-            .env("CHATDESK_BIND", format!("127.0.0.1:{port}"))
-            .env("CHATDESK_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-            .env("CHATDESK_DATA_DIR", &data)
-            .env("CHATDESK_STORAGE", format!("{data}/uploads"))
-            .env(
-                "CHATDESK_JWT_SECRET",
-                "test-secret-that-is-at-least-32-characters",
-            )
-            .env("CHATDESK_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("CHATDESK_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("CHATDESK_RATE_START_PER_HOUR", "10000")
-            .env("CHATDESK_RATE_SEND_PER_MIN", "10000")
-            .env("CHATDESK_RATE_LOGIN_PER_MIN", "10000")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chatdesk starts");
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            if let Ok(response) = client.get(format!("{base}/healthz")).send().await
-                && response.status() == 200
-            {
-                break;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "chatdesk exited with {status}: {}",
-                    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "chatdesk did not come up"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (child, base) = start_chatdesk(
+            binary,
+            dir,
+            database_url,
+            &[
+                ("CHATDESK_RATE_START_PER_HOUR", "10000"),
+                ("CHATDESK_RATE_SEND_PER_MIN", "10000"),
+                ("CHATDESK_RATE_LOGIN_PER_MIN", "10000"),
+            ],
+        )
+        .await;
         Self { child, base }
     }
 
@@ -102,22 +58,9 @@ impl Server {
     }
 }
 
+/// A request that must succeed, on a client of its own (the servers here get killed).
 async fn gql(base: &str, query: &str, variables: Value, token: Option<&str>) -> Value {
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .json(&json!({ "query": query, "variables": variables }));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let answer: Value = request
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON");
-    assert!(answer["errors"].is_null(), "{answer}");
-    answer["data"].clone()
+    expect_data(graphql_at(&reqwest::Client::new(), base, query, variables, token).await)
 }
 
 async fn start_chat(base: &str) -> (String, String) {
@@ -134,24 +77,6 @@ async fn start_chat(base: &str) -> (String, String) {
     )
 }
 
-/// A database for the child server: (URL, what to drop afterwards).
-async fn database(backend: &Backend, dir: &Path) -> (String, Option<(String, String)>) {
-    match backend {
-        Backend::Sqlite => (
-            format!("sqlite://{}/chatdesk.db?mode=rwc", dir.display()),
-            None,
-        ),
-        Backend::Postgres(server) => {
-            let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
-            common::create_database(server, &name).await;
-            (
-                common::with_database(server, &name),
-                Some((server.clone(), name)),
-            )
-        }
-    }
-}
-
 fn set_age(path: &Path, age: Duration) {
     let file = std::fs::File::options()
         .write(true)
@@ -166,7 +91,7 @@ async fn a_killed_server_leaves_no_row_without_its_file(backend: Backend) {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (database_url, cleanup) = database(&backend, dir.path()).await;
+    let (database_url, cleanup) = common::test_database(&backend, dir.path()).await;
     let uploads = dir.path().join("uploads");
     let server = Server::start(&binary, dir.path(), &database_url).await;
     let (chat_id, token) = start_chat(&server.base).await;
@@ -327,7 +252,7 @@ async fn sigterm_lets_an_inflight_upload_finish(backend: Backend) {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (database_url, cleanup) = database(&backend, dir.path()).await;
+    let (database_url, cleanup) = common::test_database(&backend, dir.path()).await;
     let mut server = Server::start(&binary, dir.path(), &database_url).await;
     let (chat_id, token) = start_chat(&server.base).await;
     let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();

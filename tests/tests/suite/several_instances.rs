@@ -22,9 +22,11 @@ use std::time::{Duration, Instant};
 
 use api::limits::RateLimits;
 use api::{Application, Settings};
+use common::files::{FilePart, upload_at};
 use common::ws::subscribe;
 use common::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, chatdesk_binary, error_code, spawn_app_with,
+    ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, chatdesk_binary, error_code, free_port,
+    graphql_request, json_response, spawn_app_with,
 };
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
@@ -46,22 +48,11 @@ async fn post(
     variables: Value,
     token: Option<&str>,
 ) -> Value {
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .json(&json!({ "query": query, "variables": variables }));
+    let mut request = graphql_request(&reqwest::Client::new(), base, query, variables, token);
     if let Some(address) = forwarded_for {
         request = request.header("x-forwarded-for", address);
     }
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    request
-        .send()
-        .await
-        .expect("request sent")
-        .json()
-        .await
-        .expect("a JSON response")
+    json_response(request).await
 }
 
 fn login_vars() -> Value {
@@ -190,24 +181,19 @@ async fn postgres_limits_hold_across_two_instances() {
 
     // The limits live in the database, not in either process.
     assert_eq!(first.state.limits.tracked_keys(), 0);
-    use sea_orm::ConnectionTrait;
-    let rows = first
-        .state
-        .db
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT count(*) AS rows FROM rate_limits",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get::<i64>("", "rows")
-        .unwrap();
+    let rows = rate_limit_rows(&first).await;
     assert!(rows >= 4, "{rows} rows in rate_limits");
     // Pruning keeps keys whose quota is not whole yet (all of them, a moment later).
     first.state.limits.prune().await;
-    let kept = first
-        .state
+    let kept = rate_limit_rows(&first).await;
+    assert_eq!(kept, rows);
+    drop(second);
+}
+
+/// The rows of the shared rate limit table (Postgres).
+async fn rate_limit_rows(app: &TestApp) -> i64 {
+    use sea_orm::ConnectionTrait;
+    app.state
         .db
         .query_one_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Postgres,
@@ -217,9 +203,7 @@ async fn postgres_limits_hold_across_two_instances() {
         .unwrap()
         .unwrap()
         .try_get::<i64>("", "rows")
-        .unwrap();
-    assert_eq!(kept, rows);
-    drop(second);
+        .unwrap()
 }
 
 /// One instance on SQLite: governor in memory, as before.
@@ -506,13 +490,6 @@ fn available(command: &str, require: &str) -> bool {
     found
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
-
 /// A child process (a `chatdesk serve` or HAProxy) with its log file.
 struct Process {
     child: Child,
@@ -521,6 +498,25 @@ struct Process {
 }
 
 impl Process {
+    /// Runs `command` with its output in `log`; waits until it answers `/readyz` on `port`.
+    async fn start(command: &mut Command, port: u16, log: PathBuf, what: &str) -> Process {
+        let file = std::fs::File::create(&log).expect("a log file");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| panic!("{what} does not start: {error}"));
+        let mut process = Process {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        process.wait_until_up("/readyz").await;
+        process
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -572,9 +568,8 @@ async fn start_instance(
 ) -> Process {
     std::fs::create_dir_all(dir).expect("data folder");
     let port = free_port();
-    let log = dir.join("server.log");
-    let file = std::fs::File::create(&log).expect("a log file");
-    let child = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .arg("serve")
         .current_dir(dir)
         .env_clear()
@@ -599,20 +594,8 @@ async fn start_instance(
         .env(
             "CHATDESK_RATE_LOGIN_PER_MIN",
             INSTANCE_LOGIN_PER_MIN.to_string(),
-        )
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("log"))
-        .stderr(file)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chatdesk starts");
-    let mut process = Process {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    };
-    process.wait_until_up("/readyz").await;
-    process
+        );
+    Process::start(&mut command, port, dir.join("server.log"), "chatdesk").await
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -633,8 +616,6 @@ async fn start_balancer(
         one.trim_start_matches("http://"),
         two.trim_start_matches("http://"),
     );
-    let log = dir.join("balancer.log");
-    let file = std::fs::File::create(&log).expect("a log file");
     let mut command = match balancer {
         // tests/haproxy/chatdesk.cfg as it is, its addresses from the environment.
         Balancer::HAProxy => {
@@ -680,20 +661,7 @@ async fn start_balancer(
             command
         }
     };
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().expect("log"))
-        .stderr(file)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the balancer starts");
-    let mut process = Process {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    };
-    process.wait_until_up("/readyz").await;
-    process
+    Process::start(&mut command, port, dir.join("balancer.log"), "the balancer").await
 }
 
 /// Requests an instance has answered on `route`, by its own /metrics (each process has its
@@ -748,39 +716,19 @@ async fn history(base: &str, token: &str, chat_id: &str) -> Vec<Value> {
 
 /// sendMessage with files, as a browser's multipart request.
 async fn upload(base: &str, token: &str, chat_id: &str, files: &[(&str, Vec<u8>, &str)]) -> Value {
-    let operations = json!({
-        "query": "mutation($chatId: UUID!, $body: String, $attachments: [Upload!]) { sendMessage(chatId: $chatId, body: $body, attachments: $attachments) { id attachments { name sizeBytes url thumbnailUrl } } }",
-        "variables": { "chatId": chat_id, "body": "files", "attachments": vec![Value::Null; files.len()] },
-    });
-    let map: serde_json::Map<String, Value> = (0..files.len())
-        .map(|index| {
-            (
-                index.to_string(),
-                json!([format!("variables.attachments.{index}")]),
-            )
-        })
+    let files: Vec<FilePart> = files
+        .iter()
+        .map(|(name, bytes, content_type)| (*name, bytes.as_slice(), *content_type))
         .collect();
-    let mut form = reqwest::multipart::Form::new()
-        .text("operations", operations.to_string())
-        .text("map", Value::Object(map).to_string());
-    for (index, (name, bytes, content_type)) in files.iter().enumerate() {
-        let part = reqwest::multipart::Part::bytes(bytes.clone())
-            .file_name(name.to_string())
-            .mime_str(content_type)
-            .expect("a content type");
-        form = form.part(index.to_string(), part);
-    }
-    reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .bearer_auth(token)
-        .header("Apollo-Require-Preflight", "true")
-        .multipart(form)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON")
+    upload_at(
+        &reqwest::Client::new(),
+        base,
+        token,
+        "mutation($chatId: UUID!, $body: String, $attachments: [Upload!]) { sendMessage(chatId: $chatId, body: $body, attachments: $attachments) { id attachments { name sizeBytes url thumbnailUrl } } }",
+        json!({ "chatId": chat_id, "body": "files" }),
+        &files,
+    )
+    .await
 }
 
 /// A send that is retried (same clientMessageId) until it is acknowledged, as the widget's
@@ -911,34 +859,22 @@ async fn two_instances_behind(balancer: Balancer) {
     let (chat_id, visitor) = chats[0].clone();
     let mut by = [0usize; 2];
     for turn in 0..6 {
-        let (response, index) = answered_by(
-            &instances,
-            "/graphql",
-            post(
-                &lb,
-                None,
-                SEND,
-                json!({ "chatId": chat_id, "body": format!("visitor {turn}") }),
-                Some(&visitor),
-            ),
-        )
-        .await;
-        assert_ok(&response);
-        by[index] += 1;
-        let (response, index) = answered_by(
-            &instances,
-            "/graphql",
-            post(
-                &lb,
-                None,
-                SEND,
-                json!({ "chatId": chat_id, "body": format!("admin {turn}") }),
-                Some(&admin),
-            ),
-        )
-        .await;
-        assert_ok(&response);
-        by[index] += 1;
+        for (who, token) in [("visitor", &visitor), ("admin", &admin)] {
+            let (response, index) = answered_by(
+                &instances,
+                "/graphql",
+                post(
+                    &lb,
+                    None,
+                    SEND,
+                    json!({ "chatId": chat_id, "body": format!("{who} {turn}") }),
+                    Some(token),
+                ),
+            )
+            .await;
+            assert_ok(&response);
+            by[index] += 1;
+        }
     }
     assert_eq!(by, [6, 6], "round robin: requests alternate");
     let png = common::samples::png(64, 48);

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use api::Settings;
-use common::{Backend, TestApp, error_code, spawn_app_with};
+use common::{Backend, TestApp, error_code, expect_data, free_port, graphql_at, spawn_app_with};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -45,14 +45,6 @@ fn node_available() -> bool {
         "skipping: node or npm's standardwebhooks is missing (npm ci --prefix tests/webhook-receiver)"
     );
     false
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A node process listening on loopback; what it verified is in `deliveries()`.
@@ -609,15 +601,7 @@ async fn a_receiver_down_across_a_restart_gets_the_event_after(backend: Backend)
         let client = client.clone();
         let address = address.clone();
         async move {
-            let mut request = client
-                .post(format!("{address}/graphql"))
-                .json(&json!({ "query": query, "variables": variables }));
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            let response: Value = request.send().await.unwrap().json().await.unwrap();
-            assert!(response.get("errors").is_none(), "{response}");
-            response["data"].clone()
+            expect_data(graphql_at(&client, &address, query, variables, token.as_deref()).await)
         }
     };
     let login = call(
@@ -704,25 +688,22 @@ async fn two_instances_deliver_each_event_once(backend: Backend) {
         .unwrap()
         .as_secs_f64();
     let mut committed = HashMap::new();
+    const SEND: &str =
+        "mutation($c: UUID!, $b: String) { sendMessage(chatId: $c, body: $b) { id } }";
     let sends = (0..count).map(|n| {
-        let address = if n % 2 == 0 { app.address.clone() } else { other_address.clone() };
+        let address = if n % 2 == 0 {
+            app.address.clone()
+        } else {
+            other_address.clone()
+        };
         let (client, visitor, chat_id) = (app.client.clone(), visitor.clone(), chat_id.clone());
         async move {
-            let response: Value = client
-                .post(format!("{address}/graphql"))
-                .bearer_auth(&visitor)
-                .json(&json!({
-                    "query": "mutation($c: UUID!, $b: String) { sendMessage(chatId: $c, body: $b) { id } }",
-                    "variables": { "c": chat_id, "b": format!("message {n}") }
-                }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert!(response.get("errors").is_none(), "{response}");
-            (format!("message {n}"), epoch + started.elapsed().as_secs_f64())
+            let variables = json!({ "c": chat_id, "b": format!("message {n}") });
+            expect_data(graphql_at(&client, &address, SEND, variables, Some(&visitor)).await);
+            (
+                format!("message {n}"),
+                epoch + started.elapsed().as_secs_f64(),
+            )
         }
     });
     // Eight at a time, as a few busy visitors and admins would.
@@ -923,40 +904,34 @@ async fn private_addresses_are_refused(backend: Backend) {
 /// redeliver it; the receiver verifies both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_manages_an_endpoint_in_the_admin_page() {
-    use common::browser::{Browser, chromium_path, screenshot_dir, spawn_browser_app_with};
+    use common::browser::admin::{send_sign_in, t};
+    use common::browser::{WAIT, browser_and_app_with, screenshot_dir};
     if !node_available() {
         return;
     }
-    let Some(chromium) = chromium_path() else {
+    let receiver = Receiver::start("127.0.0.1", 0).await;
+    let Some((app, browser)) = browser_and_app_with(for_tests).await else {
         return;
     };
-    let receiver = Receiver::start("127.0.0.1", 0).await;
-    let app = spawn_browser_app_with(for_tests).await;
-    let browser = Browser::launch(&chromium).await;
     let page = browser.page(1280, 900).await;
     let shots = screenshot_dir("admin/integrations");
-    let t = |testid: &str| format!("document.querySelector('[data-testid=\"{testid}\"]')");
-    let wait = Duration::from_secs(15);
 
-    page.goto(&app.url("/admin666/#integrations")).await;
-    page.wait_for(
-        &format!("document.activeElement === {}", t("login-email")),
-        wait,
+    send_sign_in(
+        &page,
+        &app,
+        "/admin666/#integrations",
+        common::ADMIN_PASSWORD,
     )
     .await;
-    page.type_text(common::ADMIN_EMAIL).await;
-    page.click(&t("login-password")).await;
-    page.type_text(common::ADMIN_PASSWORD).await;
-    page.press("Enter", 0).await;
-    page.wait_for("!document.getElementById('app').hidden", wait)
+    page.wait_for("!document.getElementById('app').hidden", WAIT)
         .await;
     page.click(&t("nav-integrations")).await;
-    page.wait_for(&format!("{} !== null", t("webhook-url")), wait)
+    page.wait_for(&format!("{} !== null", t("webhook-url")), WAIT)
         .await;
     page.click(&t("webhook-url")).await;
     page.type_text(&receiver.url("ok", "page")).await;
     page.click(&t("webhook-create-submit")).await;
-    page.wait_for(&format!("{} !== null", t("webhook-secret")), wait)
+    page.wait_for(&format!("{} !== null", t("webhook-secret")), WAIT)
         .await;
     let secret = page
         .eval(&format!("{}.textContent", t("webhook-secret")))
@@ -967,7 +942,7 @@ async fn an_admin_manages_an_endpoint_in_the_admin_page() {
     page.screenshot(&shots.join("1-created.png")).await;
 
     page.click(&t("webhook-test")).await;
-    let got = receiver.wait_for("page", 1, wait).await;
+    let got = receiver.wait_for("page", 1, WAIT).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["type"], "webhook.test");
     assert_eq!(got[0]["verified"], true);
@@ -977,12 +952,12 @@ async fn an_admin_manages_an_endpoint_in_the_admin_page() {
             t("webhook-delivery"),
             t("webhook-delivery")
         ),
-        wait,
+        WAIT,
     )
     .await;
     page.screenshot(&shots.join("2-log.png")).await;
     page.click(&t("webhook-redeliver")).await;
-    let got = receiver.wait_for("page", 2, wait).await;
+    let got = receiver.wait_for("page", 2, WAIT).await;
     assert_eq!(got.len(), 2);
     assert_eq!(got[1]["id"], got[0]["id"]);
     assert_eq!(got[1]["verified"], true);
@@ -990,14 +965,10 @@ async fn an_admin_manages_an_endpoint_in_the_admin_page() {
     page.click(&t("nav-chats")).await;
     page.wait_for(
         "document.getElementById('integrations-view').hidden && document.querySelector('.list-pane').offsetParent !== null",
-        wait,
+        WAIT,
     )
     .await;
-    assert!(
-        page.script_errors().is_empty(),
-        "{:?}",
-        page.script_errors()
-    );
+    page.assert_no_script_errors();
 }
 
 backend_tests!(

@@ -281,6 +281,13 @@ impl Page<'_> {
             .unwrap_or_default()
     }
 
+    /// Fails the test if this tab has had an uncaught exception or a `console.error` call.
+    #[track_caller]
+    pub fn assert_no_script_errors(&self) {
+        let errors = self.script_errors();
+        assert!(errors.is_empty(), "script errors: {errors:#?}");
+    }
+
     /// Puts local files into the `<input type=file>` that `expression` evaluates to.
     pub async fn set_files(&self, expression: &str, paths: &[&std::path::Path]) {
         let found = self
@@ -424,6 +431,28 @@ pub fn screenshot_dir(name: &str) -> std::path::PathBuf {
 
 // ---- fixtures shared by the browser tests ----
 
+/// Long enough for a slow CI machine, short of the clients' 7 s polling: what arrives within
+/// it came over the subscription.
+pub const LIVE: Duration = Duration::from_secs(5);
+/// How long a browser test waits for a page to get where it should.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// The start of a browser test: the server (`spawn_browser_app`) and a browser. None, and the
+/// test skips, when there is no browser (see `chromium_path`).
+pub async fn browser_and_app() -> Option<(super::TestApp, Browser)> {
+    browser_and_app_with(|_| {}).await
+}
+
+/// Like `browser_and_app`, with a chance to change the server's settings first.
+pub async fn browser_and_app_with(
+    customize: impl FnOnce(&mut api::Settings),
+) -> Option<(super::TestApp, Browser)> {
+    let chromium = chromium_path()?;
+    let app = spawn_browser_app_with(customize).await;
+    let browser = Browser::launch(&chromium).await;
+    Some((app, browser))
+}
+
 /// The server for a browser test: SQLite, on a port chosen up front so that its public URL
 /// (the base of the signed file links it hands out, and the origin its WebSocket accepts) is
 /// the address the browser loads pages from, as in a real deployment.
@@ -433,10 +462,7 @@ pub async fn spawn_browser_app() -> super::TestApp {
 
 /// Like `spawn_browser_app`, with a chance to change the settings first.
 pub async fn spawn_browser_app_with(customize: impl FnOnce(&mut api::Settings)) -> super::TestApp {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
+    let port = super::free_port();
     let app = super::spawn_app_with(super::Backend::Sqlite, |settings| {
         settings.bind = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         settings.public_url = format!("http://127.0.0.1:{port}");
@@ -515,34 +541,12 @@ pub async fn send_with_files(
     let query = "mutation($chatId: UUID!, $body: String, $attachments: [Upload!]) { \
         sendMessage(chatId: $chatId, body: $body, attachments: $attachments) { \
         id body sender readAt attachments { id name mimeType sizeBytes url thumbnailUrl } } }";
-    let operations = json!({
-        "query": query,
-        "variables": { "chatId": chat_id, "body": body, "attachments": vec![Value::Null; files.len()] },
-    });
-    let map: serde_json::Map<String, Value> = (0..files.len())
-        .map(|i| (i.to_string(), json!([format!("variables.attachments.{i}")])))
+    let files: Vec<super::files::FilePart> = files
+        .iter()
+        .map(|(name, mime, bytes)| (*name, bytes.as_slice(), *mime))
         .collect();
-    let mut form = reqwest::multipart::Form::new()
-        .text("operations", operations.to_string())
-        .text("map", Value::Object(map).to_string());
-    for (i, (name, mime, bytes)) in files.iter().enumerate() {
-        let part = reqwest::multipart::Part::bytes(bytes.clone())
-            .file_name((*name).to_owned())
-            .mime_str(mime)
-            .expect("a valid MIME type");
-        form = form.part(i.to_string(), part);
-    }
-    app.client
-        .post(app.url("/graphql"))
-        .bearer_auth(token)
-        .header("Apollo-Require-Preflight", "true")
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload sent")
-        .json()
-        .await
-        .expect("a JSON response")
+    let variables = json!({ "chatId": chat_id, "body": body });
+    super::files::upload_at(&app.client, &app.address, token, query, variables, &files).await
 }
 
 /// axe-core's browser bundle, installed by `npm ci --prefix tests/browser-deps`. Missing, it
@@ -630,5 +634,123 @@ impl HostSite {
                 });
             }
         });
+    }
+}
+
+/// The admin page at `/admin666/`: its elements by `data-testid`, and signing in.
+pub mod admin {
+    use super::{Page, WAIT};
+    use crate::common::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
+
+    /// The admin page's element with this `data-testid`.
+    pub fn t(testid: &str) -> String {
+        format!("document.querySelector('[data-testid=\"{testid}\"]')")
+    }
+
+    /// Every element with this `data-testid`, as an array.
+    pub fn t_all(testid: &str) -> String {
+        format!("[...document.querySelectorAll('[data-testid=\"{testid}\"]')]")
+    }
+
+    /// The list row of one chat.
+    pub fn row(chat_id: &str) -> String {
+        format!("document.querySelector('[data-testid=\"chat-row\"][data-chat-id=\"{chat_id}\"]')")
+    }
+
+    /// Opens the admin page at `path`, signed out, and sends the sign-in form with the test
+    /// admin's email and `password`, as a person types them.
+    pub async fn send_sign_in(page: &Page<'_>, app: &TestApp, path: &str, password: &str) {
+        page.goto(&app.url(path)).await;
+        page.wait_for(
+            &format!(
+                "!document.getElementById('login-view').hidden && document.activeElement === {}",
+                t("login-email")
+            ),
+            WAIT,
+        )
+        .await;
+        page.type_text(ADMIN_EMAIL).await;
+        page.click(&t("login-password")).await;
+        page.type_text(password).await;
+        page.press("Enter", 0).await;
+    }
+
+    /// Signs in at `/admin666/` and waits until the page is live.
+    pub async fn sign_in(page: &Page<'_>, app: &TestApp) {
+        send_sign_in(page, app, "/admin666/", ADMIN_PASSWORD).await;
+        page.wait_for(
+            &format!(
+                "!document.getElementById('app').hidden && {}.dataset.state === 'live'",
+                t("conn-state")
+            ),
+            WAIT,
+        )
+        .await;
+    }
+}
+
+/// The visitor widget on the demo page at `/`: its elements (inside its shadow root) by
+/// `data-testid`, and what it keeps in localStorage.
+pub mod widget {
+    use super::{Page, WAIT};
+    use crate::common::TestApp;
+    use serde_json::{Value, json};
+
+    /// The widget's shadow root.
+    pub const ROOT: &str = "document.querySelector('chatdesk-widget').shadowRoot";
+
+    /// The widget element with this `data-testid`.
+    pub fn w(testid: &str) -> String {
+        format!("{ROOT}.querySelector('[data-testid=\"{testid}\"]')")
+    }
+
+    /// Every widget element with this `data-testid`, as an array.
+    pub fn w_all(testid: &str) -> String {
+        format!("[...{ROOT}.querySelectorAll('[data-testid=\"{testid}\"]')]")
+    }
+
+    /// Opens the demo page and waits for the widget's launcher.
+    pub async fn open_demo(page: &Page<'_>, app: &TestApp) {
+        page.goto(&app.url("/")).await;
+        page.wait_for(&w("chatdesk-launcher"), WAIT).await;
+    }
+
+    /// Opens the panel with the launcher; waits until the message box has the focus.
+    pub async fn open_panel(page: &Page<'_>) {
+        page.click(&w("chatdesk-launcher")).await;
+        page.wait_for(
+            &format!(
+                "{}.getAttribute('aria-expanded') === 'true' && !{p}.hidden && {ROOT}.activeElement === {} \
+                 && {p}.getAnimations().length === 0",
+                w("chatdesk-launcher"),
+                w("chatdesk-input"),
+                p = w("chatdesk-panel"),
+            ),
+            WAIT,
+        )
+        .await;
+    }
+
+    /// Types a message into the focused box and sends it with Enter; waits until the server has it.
+    pub async fn send_text(page: &Page<'_>, text: &str) {
+        page.type_text(text).await;
+        page.press("Enter", 0).await;
+        page.wait_for(
+            &format!(
+                "{}.some(m => m.dataset.sender === 'visitor' && m.dataset.state === 'sent' && m.textContent.includes({}))",
+                w_all("chatdesk-message"),
+                json!(text)
+            ),
+            WAIT,
+        )
+        .await;
+    }
+
+    /// The widget's record in localStorage: {chatId, token, asked}.
+    pub async fn stored(page: &Page<'_>) -> Value {
+        let raw = page
+            .eval("localStorage.getItem('chatdesk:' + location.origin + '/')")
+            .await;
+        serde_json::from_str(raw.as_str().expect("the widget stored its chat")).expect("JSON")
     }
 }

@@ -131,6 +131,48 @@ pub const MESSAGE_FIELDS: &str = "id body sender clientMessageId \
 /// A file as a browser's `FormData` sends it: (file name, bytes, declared content type).
 pub type FilePart<'a> = (&'a str, &'a [u8], &'a str);
 
+/// A GraphQL multipart request (operations, map, one part a file) to the server at `base`,
+/// with `token`'s credential and the CSRF pre-flight header, like Apollo's upload link: `query`
+/// with `variables` and the files as `$attachments`. The whole response.
+pub async fn upload_at(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    query: &str,
+    mut variables: Value,
+    files: &[FilePart<'_>],
+) -> Value {
+    variables["attachments"] = json!(vec![Value::Null; files.len()]);
+    let operations = json!({ "query": query, "variables": variables });
+    let map: serde_json::Map<String, Value> = (0..files.len())
+        .map(|index| {
+            (
+                index.to_string(),
+                json!([format!("variables.attachments.{index}")]),
+            )
+        })
+        .collect();
+    let mut form = reqwest::multipart::Form::new()
+        .text("operations", operations.to_string())
+        .text("map", Value::Object(map).to_string());
+    for (index, (name, bytes, content_type)) in files.iter().enumerate() {
+        let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+            .file_name(name.to_string())
+            .mime_str(content_type)
+            .expect("a valid content type");
+        form = form.part(index.to_string(), part);
+    }
+    let response = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(token)
+        .header("Apollo-Require-Preflight", "true")
+        .multipart(form)
+        .send()
+        .await
+        .expect("request sent");
+    response.json().await.expect("a JSON response")
+}
+
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
@@ -162,43 +204,12 @@ impl TestApp {
              {{ sendMessage(chatId: $chatId, body: $body, attachments: $attachments, \
              clientMessageId: $clientMessageId) {{ {MESSAGE_FIELDS} }} }}"
         );
-        let operations = json!({
-            "query": query,
-            "variables": {
-                "chatId": chat_id,
-                "body": body,
-                "attachments": vec![Value::Null; files.len()],
-                "clientMessageId": client_message_id,
-            },
+        let variables = json!({
+            "chatId": chat_id,
+            "body": body,
+            "clientMessageId": client_message_id,
         });
-        let map: serde_json::Map<String, Value> = (0..files.len())
-            .map(|index| {
-                (
-                    index.to_string(),
-                    json!([format!("variables.attachments.{index}")]),
-                )
-            })
-            .collect();
-        let mut form = reqwest::multipart::Form::new()
-            .text("operations", operations.to_string())
-            .text("map", Value::Object(map).to_string());
-        for (index, (name, bytes, content_type)) in files.iter().enumerate() {
-            let part = reqwest::multipart::Part::bytes(bytes.to_vec())
-                .file_name(name.to_string())
-                .mime_str(content_type)
-                .expect("a valid content type");
-            form = form.part(index.to_string(), part);
-        }
-        let response = self
-            .client
-            .post(self.url("/graphql"))
-            .bearer_auth(token)
-            .header("Apollo-Require-Preflight", "true")
-            .multipart(form)
-            .send()
-            .await
-            .expect("request sent");
-        response.json().await.expect("a JSON response")
+        upload_at(&self.client, &self.address, token, &query, variables, files).await
     }
 
     /// The message of an upload that must succeed.

@@ -106,21 +106,9 @@ pub async fn graphql_from(
     variables: Value,
     token: Option<&str>,
 ) -> Value {
-    let mut request = app
-        .client
-        .post(app.url("/graphql"))
-        .header("x-forwarded-for", forwarded_for)
-        .json(&json!({ "query": query, "variables": variables }));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    request
-        .send()
-        .await
-        .expect("request sent")
-        .json()
-        .await
-        .expect("a JSON response")
+    let request = super::graphql_request(&app.client, &app.address, query, variables, token)
+        .header("x-forwarded-for", forwarded_for);
+    super::json_response(request).await
 }
 
 /// A POST to /graphql with any content type, headers and body: (HTTP status, body as JSON, or

@@ -126,20 +126,32 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
     init_logs();
     let dir = tempfile::tempdir().expect("temp dir");
-    let (database_url, postgres) = match backend {
+    let (database_url, postgres) = test_database(&backend, dir.path()).await;
+    let mut settings = test_settings(&dir, &database_url);
+    customize(&mut settings);
+    serve(settings, dir, database_url, postgres).await
+}
+
+/// A fresh database for one test: a SQLite file in `dir`, or a new database on the Postgres
+/// server. (Its URL, and for Postgres the server and the name to drop afterwards.)
+pub async fn test_database(
+    backend: &Backend,
+    dir: &std::path::Path,
+) -> (String, Option<(String, String)>) {
+    match backend {
         Backend::Sqlite => (
-            format!("sqlite://{}/chatdesk.db?mode=rwc", dir.path().display()),
+            format!("sqlite://{}/chatdesk.db?mode=rwc", dir.display()),
             None,
         ),
         Backend::Postgres(server_url) => {
             let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
-            create_database(&server_url, &name).await;
-            (with_database(&server_url, &name), Some((server_url, name)))
+            create_database(server_url, &name).await;
+            (
+                with_database(server_url, &name),
+                Some((server_url.clone(), name)),
+            )
         }
-    };
-    let mut settings = test_settings(&dir, &database_url);
-    customize(&mut settings);
-    serve(settings, dir, database_url, postgres).await
+    }
 }
 
 /// Builds and starts the server; `postgres` names a database to drop with the app.
@@ -227,30 +239,27 @@ impl TestApp {
 
     /// The whole GraphQL response.
     pub async fn graphql(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
-        let mut request = self
-            .client
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("request sent");
-        response.json().await.expect("a JSON response")
+        graphql_at(&self.client, &self.address, query, variables, token).await
     }
 
     /// The `data` of a response that must have no errors.
     pub async fn data(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
-        let response = self.graphql(query, variables, token).await;
-        assert!(
-            response.get("errors").is_none(),
-            "unexpected errors: {response}"
-        );
-        response["data"].clone()
+        expect_data(self.graphql(query, variables, token).await)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A GET that asks for `accept` (a browser asks for `text/html`).
+    pub async fn get_accepting(&self, path: &str, accept: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("accept", accept)
             .send()
             .await
             .expect("request sent")
@@ -307,9 +316,62 @@ impl TestApp {
     }
 }
 
+/// A GraphQL request to the server at `base` (`http://host:port`: another instance, the real
+/// binary); the whole response.
+pub async fn graphql_at(
+    client: &reqwest::Client,
+    base: &str,
+    query: &str,
+    variables: Value,
+    token: Option<&str>,
+) -> Value {
+    json_response(graphql_request(client, base, query, variables, token)).await
+}
+
+/// The POST of a GraphQL request to `base`, to send as it is or with more headers.
+pub fn graphql_request(
+    client: &reqwest::Client,
+    base: &str,
+    query: &str,
+    variables: Value,
+    token: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let request = client
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }));
+    match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
+}
+
+/// Sends `request`; its answer, which must be JSON.
+pub async fn json_response(request: reqwest::RequestBuilder) -> Value {
+    let response = request.send().await.expect("request sent");
+    response.json().await.expect("a JSON response")
+}
+
+/// The `data` of a response that must have no errors.
+#[track_caller]
+pub fn expect_data(response: Value) -> Value {
+    assert!(
+        response.get("errors").is_none(),
+        "unexpected errors: {response}"
+    );
+    response["data"].clone()
+}
+
 /// The `extensions.code` of the first error.
 pub fn error_code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// A free port on the loopback interface (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
 }
 
 /// `target/debug/chatdesk`, if it is there and at least as new as the `api` library, for the
@@ -361,13 +423,27 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    eventually_some(wait, || {
+        let done = check();
+        async move { done.await.then_some(()) }
+    })
+    .await
+    .is_some()
+}
+
+/// Polls `check` every 100 ms until it gives a value; None if it gave none within `wait`.
+pub async fn eventually_some<T, F, Fut>(wait: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        if check().await {
-            return true;
+        if let Some(value) = check().await {
+            return Some(value);
         }
         if tokio::time::Instant::now() >= deadline {
-            return false;
+            return None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

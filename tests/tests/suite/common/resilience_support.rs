@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::common::TestApp;
+use crate::common::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, free_port};
 
 /// A hostile or faulty request must still be answered within this.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(30);
@@ -296,12 +296,68 @@ fn dechunk(mut body: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A free port on the loopback interface (bound and released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
+/// `chatdesk serve` (the real binary, see `chatdesk_binary`) as a child process on a free port,
+/// in `dir` (its data folder; its output goes to `dir/server.log`), with the test admin and JWT
+/// secret and `env` on top. Waits until `/healthz` answers: (the child, its base URL).
+pub async fn start_chatdesk(
+    binary: &Path,
+    dir: &Path,
+    database_url: &str,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
+    let port = free_port();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("a log file");
+    let data = dir.to_string_lossy().into_owned();
+    let mut child = tokio::process::Command::new(binary)
+        .arg("serve")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .env("DATABASE_URL", database_url)
+        .env("CHATDESK_BIND", format!("127.0.0.1:{port}"))
+        .env("CHATDESK_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("CHATDESK_DATA_DIR", &data)
+        .env("CHATDESK_STORAGE", format!("{data}/uploads"))
+        .env(
+            "CHATDESK_JWT_SECRET",
+            "test-secret-that-is-at-least-32-characters",
+        )
+        .env("CHATDESK_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("CHATDESK_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chatdesk starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(response) = client.get(format!("{base}/healthz")).send().await
+            && response.status() == 200
+        {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "chatdesk exited with {status}: {}",
+                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "chatdesk did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (child, base)
 }
 
 // ---- sample files ---------------------------------------------------------------------------

@@ -1,24 +1,14 @@
 //! Real, small files made in the test: what people upload, and what they must not.
 
-use std::io::Cursor;
+use image::ImageFormat;
 
-use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
-
-pub fn rgb_image(width: u32, height: u32) -> DynamicImage {
-    DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |x, y| {
-        Rgb([
-            (x * 7 % 256) as u8,
-            (y * 13 % 256) as u8,
-            ((x + y) % 256) as u8,
-        ])
-    }))
-}
-
-pub fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
-    let mut out = Cursor::new(Vec::new());
-    image.write_to(&mut out, format).unwrap();
-    out.into_inner()
-}
+// The api crate's unit tests build the same images, ZIPs and Word files: one copy of those
+// builders, compiled here as well (it uses only std and `image`).
+#[path = "../../../../api/src/files/samples.rs"]
+mod shared;
+// The S3 test binary includes this support module too, and uses none of these.
+#[allow(unused_imports)]
+pub use shared::{crc32, docx, encode, rgb_image, zip};
 
 pub fn png(width: u32, height: u32) -> Vec<u8> {
     encode(&rgb_image(width, height), ImageFormat::Png)
@@ -144,62 +134,6 @@ pub fn text() -> Vec<u8> {
         .into_bytes()
 }
 
-/// A stored (uncompressed) ZIP with the given entries.
-pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut directory = Vec::new();
-    for (name, data) in entries {
-        let offset = out.len() as u32;
-        let crc = crc32(data);
-        let header = |signature: &[u8], central: bool| {
-            let mut h = Vec::new();
-            h.extend_from_slice(signature);
-            if central {
-                h.extend_from_slice(&20u16.to_le_bytes()); // made by
-            }
-            h.extend_from_slice(&20u16.to_le_bytes()); // needed
-            h.extend_from_slice(&0u16.to_le_bytes()); // flags
-            h.extend_from_slice(&0u16.to_le_bytes()); // stored
-            h.extend_from_slice(&0u32.to_le_bytes()); // time, date
-            h.extend_from_slice(&crc.to_le_bytes());
-            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            h.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            h.extend_from_slice(&0u16.to_le_bytes()); // extra
-            if central {
-                h.extend_from_slice(&0u16.to_le_bytes()); // comment
-                h.extend_from_slice(&0u16.to_le_bytes()); // disk
-                h.extend_from_slice(&0u16.to_le_bytes()); // internal attributes
-                h.extend_from_slice(&0u32.to_le_bytes()); // external attributes
-                h.extend_from_slice(&offset.to_le_bytes());
-            }
-            h.extend_from_slice(name.as_bytes());
-            h
-        };
-        out.extend(header(b"PK\x03\x04", false));
-        out.extend_from_slice(data);
-        directory.extend(header(b"PK\x01\x02", true));
-    }
-    let directory_offset = out.len() as u32;
-    out.extend_from_slice(&directory);
-    out.extend_from_slice(b"PK\x05\x06");
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(directory.len() as u32).to_le_bytes());
-    out.extend_from_slice(&directory_offset.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out
-}
-
-pub fn docx() -> Vec<u8> {
-    zip(&[
-        ("[Content_Types].xml", b"<?xml version=\"1.0\"?><Types/>"),
-        ("_rels/.rels", b"<?xml version=\"1.0\"?><Relationships/>"),
-        ("word/document.xml", b"<?xml version=\"1.0\"?><w:document/>"),
-    ])
-}
-
 /// A Windows executable's first bytes (the DOS header).
 pub fn exe() -> Vec<u8> {
     let mut bytes = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xFF\xFF\x00\x00".to_vec();
@@ -213,19 +147,4 @@ pub fn html() -> Vec<u8> {
 
 pub fn svg() -> Vec<u8> {
     b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(document.cookie)\"/>".to_vec()
-}
-
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
