@@ -14,11 +14,17 @@
 //! a few seconds after a failure the store is not asked at all, so requests do not each wait for
 //! a timeout. The typing limit is never shared: it only thins out indicators.
 //!
+//! A message key that this instance checks again and again (one visitor, or many behind one
+//! address) is not asked for each time: the instance takes its tokens in leases of up to an
+//! eighth of the quota (see `leases`), so the total still holds across instances.
+//!
 //! GCRA keeps one number per key, its "theoretical arrival time" (TAT). A quota of `count` per
 //! `period` lets one request through every `interval = period / count`, with `count` at once as
 //! a burst: a request at `now` is allowed when `max(tat, now) + interval - now <= period`, and
 //! then the TAT becomes `max(tat, now) + interval`. A key whose TAT has passed has its whole
 //! quota back and holds no information, which is what pruning removes.
+
+mod leases;
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -36,6 +42,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use leases::Leases;
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 
@@ -121,6 +128,10 @@ struct Shared {
     /// Whether the outage has been logged (and its end is still to be).
     reported_down: AtomicBool,
     epoch: Instant,
+    /// Tokens of busy message keys taken ahead (see `leases`); sign-ins and new chats are
+    /// counted one by one.
+    send_leases: Leases,
+    no_leases: Leases,
 }
 
 /// How long a failed store is left alone before it is tried again.
@@ -186,6 +197,8 @@ impl RateLimits {
                 down_until_ms: AtomicU64::new(0),
                 reported_down: AtomicBool::new(false),
                 epoch: Instant::now(),
+                send_leases: Leases::for_quota(settings.rate_send_per_min),
+                no_leases: Leases::none(),
             }),
         }
     }
@@ -269,6 +282,9 @@ impl RateLimits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        if let Some(shared) = &self.shared {
+            shared.send_leases.prune(Instant::now());
+        }
         if let Some(Shared {
             store: Store::Postgres(db),
             ..
@@ -334,22 +350,25 @@ struct StoreDown {
 /// The database's clock in microseconds since the epoch: one clock for every instance.
 const NOW_US: &str = "(extract(epoch FROM now()) * 1000000)::bigint";
 
-/// $1 interval, $2 period (µs), then one key per row from $3 on: a row each. A new key starts
-/// with one request used. For an existing one, every `SET` expression reads the old row, so
+/// $1 interval, $2 period (µs), then a key and its cost (how many tokens it asks for; a lease
+/// asks for several) per row from $3 on. A new key starts with its cost used (a cost never
+/// exceeds the quota). For an existing one the cost is read back as `excluded.tat - now` (now()
+/// is one time for the whole statement), and every `SET` expression reads the old row, so
 /// `allowed` and `tat` judge the same request; a refused request leaves the TAT as it was.
-/// `wait_us` matters only when refused: how long until `max(tat, now) + interval - now <=
-/// period` holds.
+/// `wait_us` matters only when refused: how long until one token fits again
+/// (`max(tat, now) + interval - now <= period`).
 fn gcra_sql(keys: usize) -> String {
     let rows: Vec<String> = (0..keys)
-        .map(|key| format!("(${}, {NOW_US} + $1, true)", key + 3))
+        .map(|key| format!("(${}, {NOW_US} + ${} * $1, true)", 2 * key + 3, 2 * key + 4))
         .collect();
+    let next = format!("GREATEST(r.tat, {NOW_US}) + (excluded.tat - {NOW_US})");
+    let fits = format!("{next} <= {NOW_US} + $2");
     format!(
         "INSERT INTO rate_limits AS r (key, tat, allowed) VALUES {} \
          ON CONFLICT (key) DO UPDATE SET \
-           tat = CASE WHEN GREATEST(r.tat, excluded.tat - $1) + $1 <= excluded.tat - $1 + $2 \
-                 THEN GREATEST(r.tat, excluded.tat - $1) + $1 ELSE r.tat END, \
-           allowed = GREATEST(r.tat, excluded.tat - $1) + $1 <= excluded.tat - $1 + $2 \
-         RETURNING allowed, tat + $1 - $2 - {NOW_US} AS wait_us",
+           tat = CASE WHEN {fits} THEN {next} ELSE r.tat END, \
+           allowed = {fits} \
+         RETURNING key, allowed, tat + $1 - $2 - {NOW_US} AS wait_us",
         rows.join(", ")
     )
 }
@@ -360,6 +379,7 @@ fn whole_seconds(wait_us: i64) -> u64 {
 }
 
 /// What the store said about one request.
+#[derive(Clone, Copy, Debug)]
 enum Verdict {
     Allowed,
     Refused { wait_us: i64 },
@@ -379,17 +399,10 @@ impl Verdict {
 
 impl Shared {
     async fn check(&self, limit: Limit, keys: &[Key]) -> std::result::Result<Verdict, StoreDown> {
-        let now_ms = self.now_ms();
-        let down_until = self.down_until_ms.load(Ordering::Relaxed);
-        if now_ms < down_until {
-            return Err(StoreDown {
-                retry_after_seconds: (down_until - now_ms).div_ceil(1000).max(1),
-            });
-        }
-        let gcra = match limit {
-            Limit::StartChat => self.start_chat,
-            Limit::SendMessage => self.send_message,
-            Limit::Login => self.login,
+        let (gcra, leases) = match limit {
+            Limit::StartChat => (self.start_chat, &self.no_leases),
+            Limit::SendMessage => (self.send_message, &self.send_leases),
+            Limit::Login => (self.login, &self.no_leases),
         };
         // Sorted, so that two checks sharing keys lock their rows in the same order.
         let mut names: Vec<String> = keys
@@ -397,18 +410,86 @@ impl Shared {
             .map(|key| key.shared_name(limit.name()))
             .collect();
         names.sort_unstable();
-        let verdict = match &self.store {
-            Store::Postgres(db) => {
-                tokio::time::timeout(STORE_TIMEOUT, postgres_check(db, &names, gcra))
-                    .await
-                    .map(|verdict| verdict.map_err(|error| error.to_string()))
+        let now = Instant::now();
+        let plan = leases.take(&names, now);
+        if plan.ask.is_empty() {
+            return Ok(Verdict::Allowed);
+        }
+        let answers = match self.ask_with_retry(plan.ask, gcra).await {
+            Ok(answers) => answers,
+            Err(down) => {
+                leases.give_back(&plan.taken);
+                return Err(down);
             }
-            Store::Redis(redis) => tokio::time::timeout(STORE_TIMEOUT, redis.check(&names, gcra))
-                .await
-                .map(|verdict| verdict.map_err(|error| error.to_string())),
         };
-        let verdict = match verdict {
-            Ok(Ok(verdict)) => verdict,
+        let verdict = answers
+            .iter()
+            .fold(Verdict::Allowed, |verdict, (_, _, answer)| {
+                verdict.and(*answer)
+            });
+        let used = u32::from(matches!(verdict, Verdict::Allowed));
+        for (key, cost, answer) in &answers {
+            if matches!(answer, Verdict::Allowed) {
+                leases.granted(key, *cost, used, now);
+            }
+        }
+        if used == 0 {
+            leases.give_back(&plan.taken);
+        }
+        Ok(verdict)
+    }
+
+    /// Asks the store for `ask`'s tokens; a lease refused near the end of a quota is asked for
+    /// again as a single token, which may still be there. Each key with its cost and answer.
+    async fn ask_with_retry(
+        &self,
+        mut ask: Vec<(String, u32)>,
+        gcra: Gcra,
+    ) -> std::result::Result<Vec<(String, u32, Verdict)>, StoreDown> {
+        let mut answers = self.ask(&ask, gcra).await?;
+        let again: Vec<usize> = (0..ask.len())
+            .filter(|&at| ask[at].1 > 1 && matches!(answers[at], Verdict::Refused { .. }))
+            .collect();
+        if !again.is_empty() {
+            let single: Vec<(String, u32)> =
+                again.iter().map(|&at| (ask[at].0.clone(), 1)).collect();
+            for (&at, answer) in again.iter().zip(self.ask(&single, gcra).await?) {
+                ask[at].1 = 1;
+                answers[at] = answer;
+            }
+        }
+        Ok(ask
+            .into_iter()
+            .zip(answers)
+            .map(|((key, cost), answer)| (key, cost, answer))
+            .collect())
+    }
+
+    /// One round trip: an answer for each of `ask`'s keys, in its order.
+    async fn ask(
+        &self,
+        ask: &[(String, u32)],
+        gcra: Gcra,
+    ) -> std::result::Result<Vec<Verdict>, StoreDown> {
+        let now_ms = self.now_ms();
+        let down_until = self.down_until_ms.load(Ordering::Relaxed);
+        if now_ms < down_until {
+            return Err(StoreDown {
+                retry_after_seconds: (down_until - now_ms).div_ceil(1000).max(1),
+            });
+        }
+        let answers = match &self.store {
+            Store::Postgres(db) => {
+                tokio::time::timeout(STORE_TIMEOUT, postgres_check(db, ask, gcra))
+                    .await
+                    .map(|answers| answers.map_err(|error| error.to_string()))
+            }
+            Store::Redis(redis) => tokio::time::timeout(STORE_TIMEOUT, redis.check(ask, gcra))
+                .await
+                .map(|answers| answers.map_err(|error| error.to_string())),
+        };
+        let answers = match answers {
+            Ok(Ok(answers)) => answers,
             Ok(Err(error)) => return Err(self.went_down(&error)),
             Err(_) => return Err(self.went_down(&"no answer within 500 ms")),
         };
@@ -418,7 +499,7 @@ impl Shared {
                 "the shared rate-limit store answers again"
             );
         }
-        Ok(verdict)
+        Ok(answers)
     }
 
     fn store_name(&self) -> &'static str {
@@ -452,19 +533,22 @@ impl Shared {
 
 async fn postgres_check(
     db: &DatabaseConnection,
-    keys: &[String],
+    ask: &[(String, u32)],
     gcra: Gcra,
-) -> std::result::Result<Verdict, sea_orm::DbErr> {
+) -> std::result::Result<Vec<Verdict>, sea_orm::DbErr> {
     // A login or a new chat checks one key, a visitor's message two.
     static ONE: LazyLock<String> = LazyLock::new(|| gcra_sql(1));
     static TWO: LazyLock<String> = LazyLock::new(|| gcra_sql(2));
-    let sql = match keys.len() {
+    let sql = match ask.len() {
         1 => ONE.clone(),
         2 => TWO.clone(),
         n => gcra_sql(n),
     };
     let mut values: Vec<sea_orm::Value> = vec![gcra.interval_us.into(), gcra.period_us.into()];
-    values.extend(keys.iter().map(|key| key.as_str().into()));
+    for (key, cost) in ask {
+        values.push(key.as_str().into());
+        values.push(i64::from(*cost).into());
+    }
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -472,40 +556,47 @@ async fn postgres_check(
             values,
         ))
         .await?;
-    if rows.len() != keys.len() {
-        return Err(sea_orm::DbErr::RecordNotFound("the rate-limit rows".into()));
-    }
-    rows.iter().try_fold(Verdict::Allowed, |verdict, row| {
-        let allowed: bool = row.try_get("", "allowed")?;
-        let wait_us: i64 = row.try_get("", "wait_us")?;
-        Ok(verdict.and(if allowed {
-            Verdict::Allowed
-        } else {
-            Verdict::Refused { wait_us }
-        }))
-    })
+    // RETURNING's rows come in no promised order: match them by key.
+    ask.iter()
+        .map(|(key, _)| {
+            let row = rows
+                .iter()
+                .find(|row| row.try_get::<String>("", "key").is_ok_and(|k| k == *key))
+                .ok_or_else(|| sea_orm::DbErr::RecordNotFound(format!("rate limit {key}")))?;
+            let allowed: bool = row.try_get("", "allowed")?;
+            let wait_us: i64 = row.try_get("", "wait_us")?;
+            Ok(if allowed {
+                Verdict::Allowed
+            } else {
+                Verdict::Refused { wait_us }
+            })
+        })
+        .collect()
 }
 
-/// The same GCRA as the Postgres statement, by Redis's clock, for each key in turn. Returns 0
-/// when every key allowed the request, else the longest wait in microseconds. A key expires
-/// when its TAT passes, which is the pruning.
+/// The same GCRA as the Postgres statement, by Redis's clock, for each key in turn with its cost
+/// (ARGV[3], ARGV[4], …). Returns one number per key: 0 when it allowed its tokens, else the
+/// wait in microseconds until one token fits. A key expires when its TAT passes, which is the
+/// pruning.
 const REDIS_GCRA: &str = r"
 local interval = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local wait = 0
-for _, key in ipairs(KEYS) do
+local answers = {}
+for i, key in ipairs(KEYS) do
+  local cost = tonumber(ARGV[i + 2])
   local tat = tonumber(redis.call('GET', key) or now)
   if tat < now then tat = now end
-  local next_tat = tat + interval
+  local next_tat = tat + cost * interval
   if next_tat - now > period then
-    wait = math.max(wait, next_tat - now - period)
+    answers[i] = math.max(1, tat + interval - now - period)
   else
     redis.call('SET', key, next_tat, 'PX', math.ceil((next_tat - now) / 1000))
+    answers[i] = 0
   end
 end
-return wait
+return answers
 ";
 
 struct RedisStore {
@@ -537,7 +628,7 @@ impl RedisStore {
         }
     }
 
-    async fn check(&self, keys: &[String], gcra: Gcra) -> redis::RedisResult<Verdict> {
+    async fn check(&self, ask: &[(String, u32)], gcra: Gcra) -> redis::RedisResult<Vec<Verdict>> {
         let mut connection = match self.cached() {
             Some(connection) => connection,
             None => {
@@ -547,17 +638,23 @@ impl RedisStore {
             }
         };
         let mut invocation = self.script.prepare_invoke();
-        for key in keys {
-            invocation.key(format!("chatdesk:rl:{key}"));
+        invocation.arg(gcra.interval_us).arg(gcra.period_us);
+        for (key, cost) in ask {
+            invocation.key(format!("chatdesk:rl:{key}")).arg(*cost);
         }
-        let wait_us: redis::RedisResult<i64> = invocation
-            .arg(gcra.interval_us)
-            .arg(gcra.period_us)
-            .invoke_async(&mut connection)
-            .await;
-        match wait_us {
-            Ok(0) => Ok(Verdict::Allowed),
-            Ok(wait_us) => Ok(Verdict::Refused { wait_us }),
+        let waits: redis::RedisResult<Vec<i64>> = invocation.invoke_async(&mut connection).await;
+        match waits {
+            Ok(waits) if waits.len() == ask.len() => Ok(waits
+                .into_iter()
+                .map(|wait_us| match wait_us {
+                    0 => Verdict::Allowed,
+                    wait_us => Verdict::Refused { wait_us },
+                })
+                .collect()),
+            Ok(_) => Err(redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "the rate-limit script answered for another number of keys",
+            ))),
             Err(error) => {
                 self.set_cached(None);
                 Err(error)
