@@ -110,27 +110,18 @@ impl Leases {
         }
         let left = granted.saturating_sub(used);
         let mut held = self.held();
-        match held.get_mut(key) {
-            Some(lease) => {
-                // Tokens still live from a lease granted beside this one stay usable.
-                let live = if lease.expires > now { lease.tokens } else { 0 };
-                *lease = Lease {
-                    tokens: live + left,
-                    size: granted,
-                    expires: now + LIFETIME,
-                };
-            }
-            None => {
-                held.insert(
-                    key.to_owned(),
-                    Lease {
-                        tokens: left,
-                        size: granted,
-                        expires: now + LIFETIME,
-                    },
-                );
-            }
-        }
+        let lease = held.entry(key.to_owned()).or_insert(Lease {
+            tokens: 0,
+            size: granted,
+            expires: now,
+        });
+        // Tokens still live from a lease granted beside this one stay usable.
+        let live = if lease.expires > now { lease.tokens } else { 0 };
+        *lease = Lease {
+            tokens: live + left,
+            size: granted,
+            expires: now + LIFETIME,
+        };
     }
 
     /// Forgets lapsed leases; they hold nothing but their size.

@@ -23,20 +23,7 @@ async fn table_names(db: &sea_orm::DatabaseConnection) -> Vec<String> {
 
 async fn all_migrations_go_up_and_down(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (url, cleanup) = match &backend {
-        Backend::Sqlite => (
-            format!("sqlite://{}/m.db?mode=rwc", dir.path().display()),
-            None,
-        ),
-        Backend::Postgres(server) => {
-            let name = format!("chatdesk_migrations_{}", uuid::Uuid::new_v4().simple());
-            common::create_database(server, &name).await;
-            (
-                common::with_database(server, &name),
-                Some((server.clone(), name)),
-            )
-        }
-    };
+    let (url, cleanup) = common::test_database(&backend, dir.path()).await;
     let db = Database::connect(&url).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
     let tables = table_names(&db).await;
@@ -71,20 +58,7 @@ async fn all_migrations_go_up_and_down(backend: Backend) {
 /// no name; the migration that ends that clears those labels and keeps every other.
 async fn labels_that_were_an_admins_email_are_cleared(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (url, cleanup) = match &backend {
-        Backend::Sqlite => (
-            format!("sqlite://{}/m.db?mode=rwc", dir.path().display()),
-            None,
-        ),
-        Backend::Postgres(server) => {
-            let name = format!("chatdesk_migrations_{}", uuid::Uuid::new_v4().simple());
-            common::create_database(server, &name).await;
-            (
-                common::with_database(server, &name),
-                Some((server.clone(), name)),
-            )
-        }
-    };
+    let (url, cleanup) = common::test_database(&backend, dir.path()).await;
     let db = Database::connect(&url).await.unwrap();
     let all = Migrator::migrations().len();
     Migrator::up(&db, Some((all - 1) as u32)).await.unwrap();

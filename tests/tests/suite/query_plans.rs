@@ -55,9 +55,7 @@ async fn inbox_history_and_search_have_index_paths() {
     let Some(server_url) = common::postgres_url() else {
         return;
     };
-    let name = format!("chatdesk_plans_{}", Uuid::new_v4().simple());
-    common::create_database(&server_url, &name).await;
-    let url = common::with_database(&server_url, &name);
+    let (url, name) = common::postgres_database(&server_url).await;
     let result = tokio::spawn(async move { check_plans(&url).await }).await;
     common::drop_database(&server_url, &name).await;
     if let Err(panic) = result {

@@ -448,20 +448,24 @@ fn leasing_settings() -> Settings {
     settings
 }
 
+/// A new database with the migrations applied, for limiters of its own: its URL, a connection
+/// and its name (to drop afterwards).
+async fn limits_database(server_url: &str) -> (String, sea_orm::DatabaseConnection, String) {
+    let (url, name) = common::postgres_database(server_url).await;
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    use migration::MigratorTrait;
+    migration::Migrator::up(&db, None).await.unwrap();
+    (url, db, name)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_leases_keep_the_total_across_two_instances() {
     let Some(url) = common::postgres_url() else {
         return;
     };
-    let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
-    common::create_database(&url, &name).await;
+    let (database_url, db, name) = limits_database(&url).await;
     let mut settings = leasing_settings();
-    settings.database_url = common::with_database(&url, &name);
-    let db = sea_orm::Database::connect(settings.database_url.as_str())
-        .await
-        .unwrap();
-    use migration::MigratorTrait;
-    migration::Migrator::up(&db, None).await.unwrap();
+    settings.database_url = database_url;
     let first = RateLimits::connect(&settings).await.unwrap();
     let second = RateLimits::connect(&settings).await.unwrap();
     assert_eq!(first.store_name(), "postgres");
@@ -513,14 +517,7 @@ async fn the_cost_of_a_shared_check() {
     let memory = RateLimits::in_memory(&settings);
     eprintln!("rate-limit check in memory: {}", time(&memory).await);
     if let Some(url) = common::postgres_url() {
-        let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
-        common::create_database(&url, &name).await;
-        let database_url = common::with_database(&url, &name);
-        let db = sea_orm::Database::connect(database_url.as_str())
-            .await
-            .unwrap();
-        use migration::MigratorTrait;
-        migration::Migrator::up(&db, None).await.unwrap();
+        let (database_url, db, name) = limits_database(&url).await;
         settings.database_url = database_url;
         // As the server does it: on the limiter's own pool.
         let limits = RateLimits::connect(&settings).await.unwrap();
@@ -859,9 +856,7 @@ async fn two_instances_behind(balancer: Balancer) {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
-    common::create_database(&server, &name).await;
-    let database_url = common::with_database(&server, &name);
+    let (database_url, name) = common::postgres_database(&server).await;
     let storage = dir.path().join("uploads");
     let lb_port = free_port();
     let public_url = format!("http://127.0.0.1:{lb_port}");

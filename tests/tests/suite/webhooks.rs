@@ -575,14 +575,7 @@ async fn a_receiver_down_across_a_restart_gets_the_event_after(backend: Backend)
     }
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let database_url = match &backend {
-        Backend::Sqlite => format!("sqlite://{}/chatdesk.db?mode=rwc", dir.path().display()),
-        Backend::Postgres(server) => {
-            let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
-            common::create_database(server, &name).await;
-            common::with_database(server, &name)
-        }
-    };
+    let (database_url, postgres) = common::test_database(&backend, dir.path()).await;
     let settings = |dir: &TempDir| {
         let mut settings = common::test_settings(dir, &database_url);
         for_tests(&mut settings);
@@ -648,9 +641,8 @@ async fn a_receiver_down_across_a_restart_gets_the_event_after(backend: Backend)
     assert_eq!(got[0]["body"]["data"]["chat"]["visitor"]["name"], "Later");
     let _ = stop_second.send(());
     let _ = second_handle.await;
-    if let Backend::Postgres(server) = &backend {
-        let name = database_url.rsplit('/').next().unwrap().to_owned();
-        common::drop_database(server, &name).await;
+    if let Some((server, name)) = postgres {
+        common::drop_database(&server, &name).await;
     }
 }
 

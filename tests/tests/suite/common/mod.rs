@@ -144,14 +144,17 @@ pub async fn test_database(
             None,
         ),
         Backend::Postgres(server_url) => {
-            let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
-            create_database(server_url, &name).await;
-            (
-                with_database(server_url, &name),
-                Some((server_url.clone(), name)),
-            )
+            let (url, name) = postgres_database(server_url).await;
+            (url, Some((server_url.clone(), name)))
         }
     }
+}
+
+/// A new database on the Postgres server: its URL and its name (to drop afterwards).
+pub async fn postgres_database(server_url: &str) -> (String, String) {
+    let name = format!("chatdesk_test_{}", uuid::Uuid::new_v4().simple());
+    create_database(server_url, &name).await;
+    (with_database(server_url, &name), name)
 }
 
 /// Builds and starts the server; `postgres` names a database to drop with the app.
