@@ -19,6 +19,9 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         .context("database migration failed")
 }
 
+/// A pooled connection idle this long is pinged before it is handed out.
+const POOL_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     if let Some(path) = sqlite_file(&settings.database_url)
         && let Some(parent) = std::path::Path::new(&path).parent()
@@ -34,6 +37,12 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
         // rather than queue without bound.
         .acquire_timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(5))
+        // sqlx pings a pooled connection on every checkout by default: a round trip (and a
+        // wake-up of the server's backend) before each transaction or statement, two or three
+        // per request. Only a connection idle long enough to have been dropped (a restarted
+        // server, a proxy's timeout) is pinged now; one that broke while busy fails its
+        // statement as UNAVAILABLE, is dropped by the pool, and the next request gets another.
+        .test_before_acquire_if_idle_for(POOL_PING_AFTER_IDLE)
         .map_sqlx_sqlite_opts(|options| {
             options
                 .journal_mode(SqliteJournalMode::Wal)

@@ -202,7 +202,10 @@ impl Notifier {
                 email_job(email, chat.id)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Done { follow_ups })
+        Ok(Done {
+            follow_ups,
+            ..Done::default()
+        })
     }
 
     async fn visitor_notify(&self, job: &outbox_job::Model) -> anyhow::Result<Done> {
@@ -254,6 +257,7 @@ impl Notifier {
         };
         Ok(Done {
             follow_ups: vec![email_job(email, chat.id)?],
+            ..Done::default()
         })
     }
 }

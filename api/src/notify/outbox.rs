@@ -20,11 +20,12 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, TransactionTrait,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use uuid::Uuid;
 
 use crate::clock::now;
 use entity::outbox_job::{self, JobState};
+use entity::webhook_delivery;
 
 /// A job to write with a change.
 #[derive(Clone, Debug)]
@@ -101,6 +102,10 @@ pub struct Done {
     /// Jobs written in the same transaction that marks this one done (a notification becoming
     /// one email per recipient, each retried on its own).
     pub follow_ups: Vec<NewJob>,
+    /// A webhook attempt's entry in its endpoint's delivery log, written in the same
+    /// transaction: the log never shows an attempt whose job is still waiting, nor misses one
+    /// whose job is done.
+    pub delivery_log: Option<webhook_delivery::ActiveModel>,
 }
 
 /// How the worker runs.
@@ -185,10 +190,21 @@ async fn claim(
         .await
 }
 
-async fn finish(db: &DatabaseConnection, job: &outbox_job::Model, done: Done) -> Result<(), DbErr> {
+/// Marks jobs done, with what running them asked for, in one transaction: under load the
+/// worker finishes dozens of jobs in one commit instead of a commit (and a log insert) each.
+async fn finish(db: &DatabaseConnection, jobs: &[Finished]) -> Result<(), DbErr> {
     let txn = db.begin().await?;
-    for follow_up in done.follow_ups {
-        enqueue(&txn, follow_up).await?;
+    for follow_up in jobs.iter().flat_map(|job| &job.done.follow_ups) {
+        enqueue(&txn, follow_up.clone()).await?;
+    }
+    let logs: Vec<webhook_delivery::ActiveModel> = jobs
+        .iter()
+        .filter_map(|job| job.done.delivery_log.clone())
+        .collect();
+    if !logs.is_empty() {
+        webhook_delivery::Entity::insert_many(logs)
+            .exec_without_returning(&txn)
+            .await?;
     }
     outbox_job::Entity::update_many()
         .col_expr(outbox_job::Column::State, Expr::value(JobState::Done))
@@ -197,10 +213,53 @@ async fn finish(db: &DatabaseConnection, job: &outbox_job::Model, done: Done) ->
             Expr::value(Option::<String>::None),
         )
         .col_expr(outbox_job::Column::UpdatedAt, Expr::value(now()))
-        .filter(outbox_job::Column::Id.eq(job.id))
+        .filter(outbox_job::Column::Id.is_in(jobs.iter().map(|job| job.id)))
         .exec(&txn)
         .await?;
     txn.commit().await
+}
+
+/// A job that ran, waiting for its row to say so.
+#[derive(Debug)]
+struct Finished {
+    id: Uuid,
+    kind: String,
+    done: Done,
+}
+
+/// The most finished jobs one transaction records.
+const FINISH_BATCH: usize = 64;
+
+/// Records the jobs that ran, in batches of whatever finished while the previous batch was
+/// being written. A batch that cannot be written is tried again job by job, so one bad row
+/// does not hold back its neighbours; a job that still cannot be recorded runs again when its
+/// lease is up (at least once).
+async fn record_finished(db: DatabaseConnection, mut finished: mpsc::Receiver<Finished>) {
+    let mut batch = Vec::with_capacity(FINISH_BATCH);
+    while finished.recv_many(&mut batch, FINISH_BATCH).await > 0 {
+        match finish(&db, &batch).await {
+            Ok(()) => batch.iter().for_each(count_sent),
+            Err(error) if batch.len() == 1 => {
+                tracing::warn!(job = %batch[0].id, %error, "outbox: cannot record a job's outcome");
+            }
+            Err(error) => {
+                tracing::warn!(jobs = batch.len(), %error, "outbox: cannot record a batch of outcomes; trying one by one");
+                for job in &batch {
+                    match finish(&db, std::slice::from_ref(job)).await {
+                        Ok(()) => count_sent(job),
+                        Err(error) => {
+                            tracing::warn!(job = %job.id, %error, "outbox: cannot record a job's outcome")
+                        }
+                    }
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+fn count_sent(job: &Finished) {
+    metrics::counter!("outbox_jobs_sent_total", "kind" => job.kind.clone()).increment(1);
 }
 
 /// Records a failed attempt: due again after the backoff, or dead after the last attempt.
@@ -278,6 +337,10 @@ pub async fn run_worker<H: Handler>(
     };
     let handler = Arc::new(handler);
     let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    // A job's slot is held until its outcome is queued here: when recording stalls (the
+    // database is gone), the worker stops taking jobs instead of piling up outcomes.
+    let (finished, to_record) = mpsc::channel(FINISH_BATCH);
+    tokio::spawn(record_finished(db.clone(), to_record));
     let mut last_count: Option<tokio::time::Instant> = None;
     let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
@@ -309,8 +372,9 @@ pub async fn run_worker<H: Handler>(
                 return;
             };
             let (db, handler, config) = (db.clone(), handler.clone(), config.clone());
+            let finished = finished.clone();
             tokio::spawn(async move {
-                run_one(&db, handler.as_ref(), &config, job).await;
+                run_one(&db, handler.as_ref(), &config, job, &finished).await;
                 drop(slot);
             });
         }
@@ -341,30 +405,35 @@ async fn run_one<H: Handler>(
     handler: &H,
     config: &WorkerConfig,
     job: outbox_job::Model,
+    finished: &mpsc::Sender<Finished>,
 ) {
     let kind = job.kind.clone();
-    let outcome = handler.run(&job).await;
-    let recorded = match outcome {
-        Ok(done) => finish(db, &job, done).await.map(|()| {
-            metrics::counter!("outbox_jobs_sent_total", "kind" => kind.clone()).increment(1);
-        }),
-        Err(error) => {
-            let text = format!("{error:#}");
-            metrics::counter!("outbox_jobs_failed_total", "kind" => kind.clone()).increment(1);
-            fail(db, &job, &text, config).await.map(|state| {
-                if state == JobState::Dead {
-                    metrics::counter!("outbox_jobs_dead_total", "kind" => kind.clone())
-                        .increment(1);
-                    tracing::error!(job = %job.id, %kind, attempts = job.attempts, error = %text, "outbox: job is dead after its last attempt");
-                } else {
-                    tracing::warn!(job = %job.id, %kind, attempts = job.attempts, error = %text, "outbox: attempt failed, will retry");
-                }
-            })
+    let error = match handler.run(&job).await {
+        Ok(done) => {
+            let done = Finished {
+                id: job.id,
+                kind,
+                done,
+            };
+            // Closed only when the worker is gone: the lease runs out and the job runs again.
+            let _ = finished.send(done).await;
+            return;
         }
+        Err(error) => format!("{error:#}"),
     };
-    if let Err(error) = recorded {
+    metrics::counter!("outbox_jobs_failed_total", "kind" => kind.clone()).increment(1);
+    match fail(db, &job, &error, config).await {
+        Ok(JobState::Dead) => {
+            metrics::counter!("outbox_jobs_dead_total", "kind" => kind.clone()).increment(1);
+            tracing::error!(job = %job.id, %kind, attempts = job.attempts, %error, "outbox: job is dead after its last attempt");
+        }
+        Ok(_) => {
+            tracing::warn!(job = %job.id, %kind, attempts = job.attempts, %error, "outbox: attempt failed, will retry");
+        }
         // The lease runs out and the job is taken again: at least once, not lost.
-        tracing::warn!(job = %job.id, %error, "outbox: cannot record a job's outcome");
+        Err(db_error) => {
+            tracing::warn!(job = %job.id, error = %db_error, "outbox: cannot record a job's outcome");
+        }
     }
 }
 

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Alias, Asterisk, Expr, Func, JoinType, Order, Query, SelectStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
-    EntityTrait, FromQueryResult, IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, TryInsertResult,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Statement, TryInsertResult,
 };
 use uuid::Uuid;
 
@@ -25,6 +25,23 @@ use entity::chat_event::EventKind;
 use entity::chat_message::{self, SenderType};
 
 pub use crate::files::store::NewAttachment;
+
+/// The part of the one-statement send after the chat is locked (`c`): the message, the chat
+/// advanced to it, and both rows back (the message's columns prefixed `m_`).
+macro_rules! send_statement_tail {
+    ($sender:literal, $read_mark:literal) => {
+        concat!(
+            "m AS (INSERT INTO chat_messages (id, chat_id, sender_type, sender_label, message, client_message_id, created_at) \
+             SELECT $2, c.id, '", $sender, "', c.label, $3, $4, c.at FROM c \
+             ON CONFLICT (chat_id, client_message_id) DO NOTHING RETURNING *), \
+             u AS (UPDATE chats SET last_message_at = m.created_at, updated_at = m.created_at, ",
+            $read_mark, " = m.created_at FROM m WHERE chats.id = m.chat_id RETURNING chats.*) \
+             SELECT u.*, m.id AS m_id, m.chat_id AS m_chat_id, m.sender_type AS m_sender_type, \
+             m.sender_label AS m_sender_label, m.message AS m_message, \
+             m.client_message_id AS m_client_message_id, m.created_at AS m_created_at FROM u, m"
+        )
+    };
+}
 
 pub struct NewMessage {
     pub body: Option<String>,
@@ -79,6 +96,25 @@ pub async fn send(
         return Err(Error::bad_input(
             "a message needs a body or at least one attachment",
         ));
+    }
+    if db.get_database_backend() == DbBackend::Postgres
+        && new.attachments.is_empty()
+        && email.is_none()
+        && !hooks.wants(EventType::MessageCreated)
+        && let Some((chat, message)) =
+            send_in_one_statement(db, viewer, side, chat_id, &new).await?
+    {
+        bus.publish(
+            Notice::new(NoticeKind::MessageAdded, chat_id)
+                .with_message(message.id)
+                .from_side(side),
+        )
+        .await;
+        return Ok(Sent {
+            message,
+            chat,
+            created: true,
+        });
     }
     let txn = super::begin_write(db).await?;
     let (chat, reopened) = advance_chat(&txn, viewer, side, chat_id).await?;
@@ -198,6 +234,64 @@ pub async fn send(
         created: true,
     })
 }
+
+/// The common send on Postgres (a text message to an open chat, nothing else to write with
+/// it) as one statement: lock the chat, insert the message, advance the chat. A statement is
+/// atomic on its own, so it needs no transaction: one round trip instead of four (BEGIN,
+/// UPDATE, INSERT, COMMIT), which on a busy two-core machine was most of a send's cost on both
+/// sides of the wire. `None` when it wrote nothing, and the general way then sorts out why: no
+/// such chat, a visitor's message that reopens a closed one, or a retried `clientMessageId`.
+async fn send_in_one_statement(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    side: Side,
+    chat_id: Uuid,
+    new: &NewMessage,
+) -> Result<Option<(chat::Model, chat_message::Model)>> {
+    let mut values: Vec<sea_orm::Value> = vec![
+        chat_id.into(),
+        Uuid::now_v7().into(),
+        new.body.clone().into(),
+        new.client_message_id.clone().into(),
+        now().into(),
+    ];
+    let sql = match (side, viewer) {
+        // The display name, never the email: visitors read the label.
+        (Side::Admin, Viewer::Admin(admin)) => {
+            values.push(admin.name.clone().into());
+            SEND_AS_ADMIN
+        }
+        (Side::Visitor, _) => SEND_AS_VISITOR,
+        _ => return Ok(None),
+    };
+    let Some(row) = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let chat = chat::Model::from_query_result(&row, "")?;
+    let message = chat_message::Model::from_query_result(&row, "m_")?;
+    Ok(Some((chat, message)))
+}
+
+/// `send_in_one_statement`'s SQL, for each side. The time is `advance_chat`'s: never earlier
+/// than the chat's last message. A visitor's label is the chat's visitor name; an admin's is
+/// `$6`.
+const SEND_AS_VISITOR: &str = concat!(
+    "WITH c AS (SELECT id, visitor_name AS label, GREATEST($5, COALESCE(last_message_at, $5)) AS at \
+     FROM chats WHERE id = $1 AND status <> 'closed' FOR UPDATE), ",
+    send_statement_tail!("visitor", "visitor_last_read_at")
+);
+const SEND_AS_ADMIN: &str = concat!(
+    "WITH c AS (SELECT id, $6::text AS label, GREATEST($5, COALESCE(last_message_at, $5)) AS at \
+     FROM chats WHERE id = $1 FOR UPDATE), ",
+    send_statement_tail!("admin", "admin_last_read_at")
+);
 
 /// Moves the chat to a new message: its last message time (never earlier than the one before,
 /// whatever the clocks of several instances say), its update time and the sender's read mark.

@@ -195,17 +195,16 @@ impl Deliverer {
         }
     }
 
-    /// Appends to the endpoint's log and drops what is beyond its last `LOG_LENGTH` entries.
-    async fn log(
-        &self,
+    /// The attempt's entry in the endpoint's log (written with the job's completion, see
+    /// `Done::delivery_log`).
+    fn log_entry(
         chat_id: Option<Uuid>,
         delivery: &Delivery,
-        body: &str,
+        body: String,
         outcome: &Outcome,
-    ) -> Result<(), sea_orm::DbErr> {
-        let id = Uuid::now_v7();
+    ) -> webhook_delivery::ActiveModel {
         webhook_delivery::ActiveModel {
-            id: Set(id),
+            id: Set(Uuid::now_v7()),
             endpoint_id: Set(delivery.endpoint_id),
             chat_id: Set(chat_id),
             message_id: Set(delivery.message.id.clone()),
@@ -216,22 +215,27 @@ impl Deliverer {
             duration_ms: Set(i32::try_from(outcome.duration.as_millis()).unwrap_or(i32::MAX)),
             error: Set(outcome.error.clone()),
             response_excerpt: Set(outcome.excerpt.clone()),
-            payload: Set(body.to_owned()),
+            payload: Set(body),
             created_at: Set(now()),
         }
-        .insert(&self.db)
-        .await?;
-        // Trimmed after about one entry in `TRIM_EVERY` (picked by the new id's random bits, so
-        // each endpoint's log at its own pace), not after each: a busy endpoint's deliveries do
-        // not each scan its whole log, and the log holds a few more than `LOG_LENGTH` for a
-        // moment (the API lists `LOG_LENGTH`).
-        if !id.as_u128().is_multiple_of(TRIM_EVERY) {
+    }
+
+    /// Drops what is beyond the endpoint's last `LOG_LENGTH` entries, after about one delivery
+    /// in `TRIM_EVERY` (picked by the job's random bits, so each endpoint's log at its own
+    /// pace), not after each: a busy endpoint's deliveries do not each scan its whole log, and
+    /// the log holds a few more than `LOG_LENGTH` for a moment (the API lists `LOG_LENGTH`).
+    async fn trim_log(
+        &self,
+        job: &outbox_job::Model,
+        endpoint_id: Uuid,
+    ) -> Result<(), sea_orm::DbErr> {
+        if !job.id.as_u128().is_multiple_of(TRIM_EVERY) {
             return Ok(());
         }
         let kept = Query::select()
             .column(webhook_delivery::Column::Id)
             .from(webhook_delivery::Entity)
-            .and_where(webhook_delivery::Column::EndpointId.eq(delivery.endpoint_id))
+            .and_where(webhook_delivery::Column::EndpointId.eq(endpoint_id))
             .order_by(webhook_delivery::Column::Id, sea_orm::Order::Desc)
             .limit(LOG_LENGTH)
             .to_owned();
@@ -241,7 +245,7 @@ impl Deliverer {
             .from_subquery(kept, sea_orm::sea_query::Alias::new("kept"))
             .to_owned();
         webhook_delivery::Entity::delete_many()
-            .filter(webhook_delivery::Column::EndpointId.eq(delivery.endpoint_id))
+            .filter(webhook_delivery::Column::EndpointId.eq(endpoint_id))
             .filter(webhook_delivery::Column::Id.not_in_subquery(kept))
             .exec(&self.db)
             .await?;
@@ -328,7 +332,8 @@ impl Handler for Deliverer {
         if let Some(error) = &outcome.error {
             tracing::info!(endpoint = %endpoint.id, message = %delivery.message.id, attempt = delivery.attempt, %error, "webhooks: attempt failed");
         }
-        self.log(job.chat_id, &delivery, &body, &outcome).await?;
+        self.trim_log(job, delivery.endpoint_id).await?;
+        let delivery_log = Self::log_entry(job.chat_id, &delivery, body, &outcome);
         let success = outcome.success;
         if !delivery.manual {
             self.track(endpoint, &outcome).await?;
@@ -360,7 +365,10 @@ impl Handler for Deliverer {
         if !success && follow_ups.is_empty() && !delivery.manual {
             tracing::warn!(endpoint = %delivery_endpoint(job), message = %job.id, "webhooks: giving up on an event after its last attempt");
         }
-        Ok(Done { follow_ups })
+        Ok(Done {
+            follow_ups,
+            delivery_log: Some(delivery_log),
+        })
     }
 }
 

@@ -293,6 +293,75 @@ async fn a_retried_send_returns_the_first_message_and_stores_one(backend: Backen
     assert_eq!(thread.len(), 3);
 }
 
+/// A send writes the message and moves its chat in one go (on Postgres, one statement; on
+/// SQLite, a transaction): the message's time is the chat's last message time and update time,
+/// never earlier than the message before, and the sender's read mark moves with it.
+async fn a_message_advances_its_chat_and_the_senders_read_mark(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.admin_token().await;
+    let (chat_id, visitor) = app.start_chat(Some("Lee")).await;
+    let stored = |id: String| {
+        let db = app.state.db.clone();
+        async move {
+            let message = entity::chat_message::Entity::find_by_id(helpers::uuid(&id))
+                .one(&db)
+                .await
+                .unwrap()
+                .expect("the message is stored");
+            let chat = entity::chat::Entity::find_by_id(message.chat_id)
+                .one(&db)
+                .await
+                .unwrap()
+                .expect("its chat");
+            (message, chat)
+        }
+    };
+
+    let asked = app.send(&visitor, &chat_id, "Where is my parcel?").await;
+    let (question, chat_after_question) = stored(asked["id"].as_str().unwrap().to_owned()).await;
+    assert_eq!(question.sender_label.as_deref(), Some("Lee"));
+    assert_eq!(asked["sender"], "VISITOR");
+    assert_eq!(
+        chat_after_question.last_message_at,
+        Some(question.created_at)
+    );
+    assert_eq!(chat_after_question.updated_at, question.created_at);
+    assert_eq!(
+        chat_after_question.visitor_last_read_at,
+        Some(question.created_at)
+    );
+    assert_eq!(chat_after_question.admin_last_read_at, None);
+
+    let answered = app.send(&admin, &chat_id, "On its way.").await;
+    let (answer, chat_after_answer) = stored(answered["id"].as_str().unwrap().to_owned()).await;
+    assert_eq!(answer.sender_label.as_deref(), Some("Admin"));
+    assert_eq!(answered["sender"], "ADMIN");
+    assert!(answer.created_at >= question.created_at);
+    assert_eq!(chat_after_answer.last_message_at, Some(answer.created_at));
+    assert_eq!(chat_after_answer.updated_at, answer.created_at);
+    assert_eq!(
+        chat_after_answer.admin_last_read_at,
+        Some(answer.created_at)
+    );
+    // The visitor has not read the answer yet.
+    assert_eq!(
+        chat_after_answer.visitor_last_read_at,
+        Some(question.created_at)
+    );
+    assert_eq!(chat(&app, &visitor, &chat_id).await["unreadCount"], 1);
+
+    // A message to a chat that is not there stores nothing and says so.
+    let missing = app
+        .graphql(
+            "mutation($chatId: UUID!) { sendMessage(chatId: $chatId, body: \"Hello?\") { id } }",
+            json!({ "chatId": uuid::Uuid::now_v7() }),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(error_code(&missing), Some("NOT_FOUND"), "{missing}");
+    assert_eq!(stored_messages(&app, &chat_id).await, 2);
+}
+
 const PAGE: &str = "query($id: UUID!, $first: Int, $after: String, $last: Int, $before: String) { \
      chat(id: $id) { messages(first: $first, after: $after, last: $last, before: $before) { \
      edges { cursor node { id body } } pageInfo { hasPreviousPage hasNextPage startCursor endCursor } } } }";
@@ -1137,6 +1206,7 @@ backend_tests!(
     status_changes_are_recorded_and_a_visitor_message_reopens_a_closed_chat,
     visitor_details_can_be_changed_by_the_visitor_and_by_an_admin,
     a_retried_send_returns_the_first_message_and_stores_one,
+    a_message_advances_its_chat_and_the_senders_read_mark,
     a_thread_pages_back_and_forward_without_gaps_or_duplicates,
     requests_without_a_valid_credential_are_unauthenticated,
     a_visitor_reaches_only_its_own_chat_and_learns_nothing_of_others,
