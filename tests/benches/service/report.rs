@@ -38,6 +38,8 @@ pub struct RunFigures {
     pub server_cpu_ms_per_op: f64,
     pub postgres_service_ms_per_op: Option<f64>,
     pub postgres_raw_ms_per_op: Option<f64>,
+    pub client_service_ms_per_op: Option<f64>,
+    pub client_raw_ms_per_op: Option<f64>,
     pub service_p99_ms: f64,
     pub met: bool,
 }
@@ -153,6 +155,8 @@ impl Row {
             server_cpu_ms_per_op: self.service.cpu_ms_per_op,
             postgres_service_ms_per_op: self.service.measured.postgres_cpu_ms_per_op,
             postgres_raw_ms_per_op: self.raw.as_ref().and_then(|r| r.postgres_cpu_ms_per_op),
+            client_service_ms_per_op: self.service.measured.client_cpu_ms_per_op,
+            client_raw_ms_per_op: self.raw.as_ref().and_then(|r| r.client_cpu_ms_per_op),
             service_p99_ms: self.service.measured.p99_ms,
             met: self.met(),
         }
@@ -189,8 +193,8 @@ fn mib(kib: u64) -> f64 {
 /// A Markdown table: pasteable into the README as it is.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
-    out.push_str("| scenario | clients | runs | service | raw | ratio | server CPU µs/op | Postgres CPU µs/op (svc / raw) | p50 ms (svc / raw) | p95 ms (svc / raw) | p99 ms (svc / raw) | server peak RSS | errors | target | result |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| scenario | clients | runs | service | raw | ratio | server CPU µs/op | Postgres CPU µs/op (svc / raw) | bench client CPU µs/op (svc / raw) | p50 ms (svc / raw) | p95 ms (svc / raw) | p99 ms (svc / raw) | server peak RSS | errors | target | result |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for row in rows {
         let runs = row.all_figures();
         let collect =
@@ -199,14 +203,19 @@ pub fn table(rows: &[Row]) -> String {
         let server_cpu = collect(|r| Some(r.server_cpu_ms_per_op).filter(|v| *v > 0.0));
         let pg_service = collect(|r| r.postgres_service_ms_per_op);
         let pg_raw = collect(|r| r.postgres_raw_ms_per_op);
-        let postgres = match (pg_service.is_empty(), pg_raw.is_empty()) {
+        let sides = |service: &[f64], raw: &[f64]| match (service.is_empty(), raw.is_empty()) {
             (true, true) => "–".to_owned(),
             _ => format!(
                 "{} / {}",
-                spread(&pg_service, 0, 1000.0, ""),
-                spread(&pg_raw, 0, 1000.0, "")
+                spread(service, 0, 1000.0, ""),
+                spread(raw, 0, 1000.0, "")
             ),
         };
+        let postgres = sides(&pg_service, &pg_raw);
+        let client = sides(
+            &collect(|r| r.client_service_ms_per_op),
+            &collect(|r| r.client_raw_ms_per_op),
+        );
         let s = &row.service.measured;
         let pair = |svc: f64, raw: Option<f64>| match raw {
             Some(raw) => format!("{svc:.1} / {raw:.1}"),
@@ -214,7 +223,7 @@ pub fn table(rows: &[Row]) -> String {
         };
         let raw = row.raw.as_ref();
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} {} | {} | {} | {} | {} | {} | {} | {} | {:.0} MiB | {} | {} | {} |\n",
+            "| {} | {} | {} | {:.0} {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} MiB | {} | {} | {} |\n",
             row.scenario,
             row.clients,
             runs.len(),
@@ -231,6 +240,7 @@ pub fn table(rows: &[Row]) -> String {
             },
             spread(&server_cpu, 0, 1000.0, ""),
             postgres,
+            client,
             pair(s.p50_ms, raw.map(|r| r.p50_ms)),
             pair(s.p95_ms, raw.map(|r| r.p95_ms)),
             pair(s.p99_ms, raw.map(|r| r.p99_ms)),
@@ -279,6 +289,7 @@ fn measured_json(m: &Measured) -> Value {
         "p99_ms": m.p99_ms,
         "first_error": m.first_error,
         "postgres_cpu_ms_per_op": m.postgres_cpu_ms_per_op,
+        "client_cpu_ms_per_op": m.client_cpu_ms_per_op,
     })
 }
 
@@ -305,6 +316,8 @@ pub fn json(rows: &[Row], machine: Value) -> Value {
                 "server_cpu_ms_per_op": run.server_cpu_ms_per_op,
                 "postgres_cpu_ms_per_op_service": run.postgres_service_ms_per_op,
                 "postgres_cpu_ms_per_op_raw": run.postgres_raw_ms_per_op,
+                "client_cpu_ms_per_op_service": run.client_service_ms_per_op,
+                "client_cpu_ms_per_op_raw": run.client_raw_ms_per_op,
                 "service_p99_ms": run.service_p99_ms,
                 "met": run.met,
             })).collect::<Vec<_>>(),
@@ -326,6 +339,8 @@ fn medians_json(runs: &[RunFigures]) -> Value {
         "server_cpu_ms_per_op": of(|r| Some(r.server_cpu_ms_per_op)),
         "postgres_cpu_ms_per_op_service": of(|r| r.postgres_service_ms_per_op),
         "postgres_cpu_ms_per_op_raw": of(|r| r.postgres_raw_ms_per_op),
+        "client_cpu_ms_per_op_service": of(|r| r.client_service_ms_per_op),
+        "client_cpu_ms_per_op_raw": of(|r| r.client_raw_ms_per_op),
         "service_p99_ms": of(|r| Some(r.service_p99_ms)),
     })
 }

@@ -52,6 +52,12 @@ fn inbox_query() -> String {
     )
 }
 
+/// The CPU time this bench process has used so far (its own sampling of Postgres included,
+/// which is the same on both sides), in seconds.
+fn client_cpu_secs() -> f64 {
+    crate::server::process_cpu_secs(std::process::id())
+}
+
 /// A cheap deterministic spread of (worker, iteration) over `n`.
 fn pick(worker: usize, n: u64, modulo: usize) -> usize {
     let mut z = (worker as u64) << 40 ^ n ^ 0x9E37_79B9_7F4A_7C15;
@@ -70,11 +76,14 @@ impl Bench {
         let idle_kib = self.server.rss_kib();
         self.server.reset_peak();
         let cpu_before = self.server.cpu_secs();
+        let client_before = client_cpu_secs();
         let postgres = PostgresCpu::start(data::DATABASE);
         let mut measured =
             stats::closed_loop(workers, self.warmup, self.measure, work_per_op, op).await;
         let cpu = self.server.cpu_secs() - cpu_before;
+        let client = client_cpu_secs() - client_before;
         measured.postgres_cpu_ms_per_op = Some(self.per_op(postgres.stop().await, &measured));
+        measured.client_cpu_ms_per_op = Some(self.per_op(client, &measured));
         Sided {
             idle_kib,
             peak_kib: self.server.peak_kib(),
@@ -95,10 +104,13 @@ impl Bench {
         F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
     {
+        let client_before = client_cpu_secs();
         let postgres = PostgresCpu::start(data::DATABASE);
         let mut measured =
             stats::closed_loop(workers, self.warmup, self.measure, work_per_op, op).await;
+        let client = client_cpu_secs() - client_before;
         measured.postgres_cpu_ms_per_op = Some(self.per_op(postgres.stop().await, &measured));
+        measured.client_cpu_ms_per_op = Some(self.per_op(client, &measured));
         measured
     }
 
@@ -618,6 +630,7 @@ impl Bench {
             p99_ms: stats::percentile(&connect_micros, 0.99),
             first_error: failures.first_error,
             postgres_cpu_ms_per_op: None,
+            client_cpu_ms_per_op: None,
         };
         let met = still_open == sockets && errors == 0;
         Ok(Row::single(

@@ -223,23 +223,7 @@ impl Server {
 
     /// User + system CPU time used so far, in seconds.
     pub fn cpu_secs(&self) -> f64 {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
-            return 0.0;
-        };
-        // Fields after the command name (which may hold spaces) start at field 3.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return 0.0;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the name.
-        let hz = 100.0;
-        (ticks(11) + ticks(12)) / hz
+        process_cpu_secs(self.pid)
     }
 
     /// SIGTERM, then a kill if it has not stopped within 10 s.
@@ -380,4 +364,25 @@ impl PostgresCpu {
         let _ = self.stop.send(true);
         self.task.await.unwrap_or(0.0)
     }
+}
+
+/// A process's user + system CPU time so far, in seconds (0 when it cannot be read).
+pub fn process_cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the name.
+    let hz = 100.0;
+    (ticks(11) + ticks(12)) / hz
 }

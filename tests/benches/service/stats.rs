@@ -24,6 +24,10 @@ pub struct Measured {
     /// CPU the bench database's Postgres backends spent per operation, in ms (None where the
     /// side does not touch Postgres).
     pub postgres_cpu_ms_per_op: Option<f64>,
+    /// CPU this bench process (the client: HTTP and JSON, or sqlx) spent per operation, in ms.
+    /// The client shares the machine with the server and Postgres, so a side whose client works
+    /// harder per operation has less CPU left for the rest.
+    pub client_cpu_ms_per_op: Option<f64>,
 }
 
 /// Latencies in microseconds, as recorded by one or many workers.
@@ -69,6 +73,7 @@ impl Samples {
             p99_ms: percentile(&self.micros, 0.99),
             first_error: self.first_error,
             postgres_cpu_ms_per_op: None,
+            client_cpu_ms_per_op: None,
         }
     }
 }
