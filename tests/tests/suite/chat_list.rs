@@ -439,9 +439,10 @@ async fn the_inbox_costs_the_same_queries_for_1_and_50_chats(backend: Backend) {
 
 /// The visitor's two hot paths, in statements (the benchmark's history and send): the token is
 /// looked up once and then remembered, a history page brings its attachments in the same
-/// statement, and a text send is an UPDATE of the chat and an INSERT of the message (between
+/// statement, and a text send is one statement on Postgres (chat locked, message inserted,
+/// chat advanced) and on SQLite an UPDATE of the chat and an INSERT of the message (between
 /// BEGIN and COMMIT, which the count leaves out).
-async fn a_visitor_reads_and_writes_in_two_statements_each(backend: Backend) {
+async fn a_visitor_reads_in_two_statements_and_writes_in_one_or_two(backend: Backend) {
     let app = spawn_app(backend.clone()).await;
     let (chat_id, token) = app.start_chat(Some("Counted")).await;
     app.send(&token, &chat_id, "first").await;
@@ -470,11 +471,15 @@ async fn a_visitor_reads_and_writes_in_two_statements_each(backend: Backend) {
         "a history page ran {for_history} statements"
     );
     // (On Postgres the NOTIFY goes out from the event bus's own, uncounted handle.)
-    assert_eq!(for_send, 2, "a text send ran {for_send} statements");
+    let expected = match backend {
+        Backend::Postgres(_) => 1,
+        Backend::Sqlite => 2,
+    };
+    assert_eq!(for_send, expected, "a text send ran {for_send} statements");
 }
 
 backend_tests!(
-    a_visitor_reads_and_writes_in_two_statements_each,
+    a_visitor_reads_in_two_statements_and_writes_in_one_or_two,
     the_inbox_lists_newest_activity_first_and_pages_without_gaps,
     filters_and_search_narrow_the_inbox,
     unread_only_keeps_chats_with_unread_visitor_messages,
