@@ -87,17 +87,47 @@ fn write_atomically(
     result
 }
 
+/// Stores the file at `source` as `target`, atomically like `write_atomically`. On the same
+/// file system (the usual case: the upload's temp file and the storage folder on one disk) the
+/// file is hard-linked rather than copied: the bytes are written once, not twice, and are only
+/// synced here. The caller may remove `source` afterwards; `target` keeps the bytes (and the
+/// temp file's owner-only permissions; the server alone reads stored files). Anywhere else
+/// (another file system, one without hard links) it is copied.
+fn store_file_atomically(target: &Path, source: &Path) -> io::Result<()> {
+    let parent = target
+        .parent()
+        .ok_or_else(|| io::Error::other("a storage path has no parent folder"))?;
+    fs::create_dir_all(parent)?;
+    let temp = parent.join(format!(".{}.tmp", uuid::Uuid::new_v4()));
+    if fs::hard_link(source, &temp).is_err() {
+        return write_atomically(target, |file| {
+            let mut input = fs::File::open(source)?;
+            io::copy(&mut input, file)?;
+            Ok(())
+        });
+    }
+    let result = (|| {
+        fs::File::open(&temp)?.sync_all()?;
+        fs::rename(&temp, target)?;
+        // Best effort, as in `write_atomically`.
+        if let Ok(folder) = fs::File::open(parent) {
+            let _ = folder.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
 #[async_trait::async_trait]
 impl Storage for LocalStorage {
     async fn put_file(&self, key: &str, path: &Path) -> Result<()> {
         let target = self.path_of(key)?;
         let source = path.to_owned();
         blocking(format!("storage: writing {key}"), move || {
-            write_atomically(&target, |file| {
-                let mut input = fs::File::open(&source)?;
-                io::copy(&mut input, file)?;
-                Ok(())
-            })
+            store_file_atomically(&target, &source)
         })
         .await
     }
@@ -226,6 +256,8 @@ mod tests {
 
         let key = "chat/2026/11/abc";
         storage.put_file(key, &source).await.unwrap();
+        // The stored file does not depend on the source (an upload's temp file goes away).
+        fs::remove_file(&source).unwrap();
         assert_eq!(
             fs::read(dir.path().join("uploads/chat/2026/11/abc")).unwrap(),
             content
