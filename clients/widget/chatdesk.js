@@ -390,7 +390,10 @@ textarea{flex:1;font:inherit;resize:none;border:1px solid var(--ln);border-radiu
     m.t = Date.now();
     msgs.set(keyOf(m), m);
   }
-  const sorted = () => [...msgs.values()].sort((a, b) => (!!a.local - !!b.local) || (Date.parse(a.createdAt) - Date.parse(b.createdAt)) || (!!a.to - !!b.to) || (a.id < b.id ? -1 : 1));
+  // Times to the microsecond, as the server keeps them: a reopening and the message that caused
+  // it are often in the same millisecond.
+  const micros = (iso) => Math.floor(Date.parse(iso) / 1000) * 1e6 + Number(((iso.match(/\.(\d+)/) || [])[1] || '').padEnd(6, '0').slice(0, 6));
+  const sorted = () => [...msgs.values()].sort((a, b) => (!!a.local - !!b.local) || (micros(a.createdAt) - micros(b.createdAt)) || (!!a.to - !!b.to) || (a.id < b.id ? -1 : 1));
 
   function render(forceScroll) {
     if (!ui) return;
