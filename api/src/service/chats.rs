@@ -312,6 +312,12 @@ pub async fn list(
     let first = first.clamp(1, MAX_PAGE);
     let backend = db.get_database_backend();
     let pattern = filter.search.as_deref().and_then(search_pattern);
+    // The inbox's first pages (no search, no cursor, no time bounds) hold no value from the
+    // request but the page size and enums (statuses, the sender type of the unread counts).
+    let only_ours = after.is_none()
+        && pattern.is_none()
+        && filter.updated_after.is_none()
+        && filter.updated_before.is_none();
     let mut chats = match pattern {
         // A search is the union of two pages, each planned on its own: chats with a matching
         // message, and chats whose visitor matches. As one statement (`id IN (…) OR visitor
@@ -328,14 +334,16 @@ pub async fn list(
                     base.clone().add(postgres_message_match(pattern.clone())),
                     first,
                     after,
-                    fields
+                    fields,
+                    false,
                 ),
                 page_of(
                     db,
                     base.add(postgres_visitor_match(pattern)),
                     first,
                     after,
-                    fields
+                    fields,
+                    false,
                 ),
             )?;
             let mut chats = by_message;
@@ -346,7 +354,10 @@ pub async fn list(
             chats.dedup_by(|a, b| a.chat.id == b.chat.id);
             chats
         }
-        _ => page_of(db, conditions(backend, filter), first, after, fields).await?,
+        _ => {
+            let condition = conditions(backend, filter);
+            page_of(db, condition, first, after, fields, only_ours).await?
+        }
     };
     let has_more = chats.len() as u64 > first;
     chats.truncate(first as usize);
@@ -354,12 +365,15 @@ pub async fn list(
 }
 
 /// Up to `first + 1` chats meeting `condition`, after the cursor, newest activity first.
+/// `only_ours`: the statement holds no value from the request but the page size and enums, so
+/// its values may be written into its text.
 async fn page_of(
     db: &impl ConnectionTrait,
     condition: Condition,
     first: u64,
     after: Option<Cursor>,
     fields: PageFields,
+    only_ours: bool,
 ) -> Result<Vec<Listed>> {
     let mut query = chat::Entity::find().filter(condition);
     if let Some(after) = after {
@@ -397,8 +411,23 @@ async fn page_of(
     if with_last {
         join_last_message(&mut statement);
     }
+    let rows = if only_ours && db.get_database_backend() == DbBackend::Postgres {
+        // Postgres plans a statement with parameters afresh at every run when its generic
+        // plan looks dearer, as the inbox's does: ~0.2 ms of its CPU per request, a sixth of
+        // the statement's cost. With the values written into the text (ours only, see `list`)
+        // it is planned once per connection, like any statement without parameters; the few
+        // texts (page sizes, status sets) stay in each connection's statement cache.
+        use sea_orm::sea_query::PostgresQueryBuilder;
+        db.query_all_raw(sea_orm::Statement::from_string(
+            DbBackend::Postgres,
+            statement.to_string(PostgresQueryBuilder),
+        ))
+        .await?
+    } else {
+        db.query_all(&statement).await?
+    };
     let mut listed = Vec::new();
-    for row in db.query_all(&statement).await? {
+    for row in rows {
         listed.push(Listed {
             chat: chat::Model::from_query_result(&row, "")?,
             unread: if fields.unread {
