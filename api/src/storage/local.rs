@@ -53,13 +53,14 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Writes `target` whole or not at all: the content goes to a hidden temp file in the same
-/// folder (same filesystem, so the rename is atomic), is synced, renamed over the target, and
-/// the folder is synced so the rename itself survives a crash. A temp file left by a crash
-/// starts with `.` and ends in `.tmp`; it is listed like any key, so the orphan sweep removes it.
-fn write_atomically(
+/// Puts `target` in place whole or not at all: `make_temp` creates a hidden temp file in the same
+/// folder (same filesystem, so the rename is atomic) with the content, synced; it is renamed
+/// over the target, and the folder is synced so the rename itself survives a crash. A temp file
+/// left by a crash starts with `.` and ends in `.tmp`; it is listed like any key, so the orphan
+/// sweep removes it.
+fn place_atomically(
     target: &Path,
-    fill: impl FnOnce(&mut fs::File) -> io::Result<()>,
+    make_temp: impl FnOnce(&Path) -> io::Result<()>,
 ) -> io::Result<()> {
     let parent = target
         .parent()
@@ -67,13 +68,7 @@ fn write_atomically(
     fs::create_dir_all(parent)?;
     let temp = parent.join(format!(".{}.tmp", uuid::Uuid::new_v4()));
     let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
-        fill(&mut file)?;
-        file.sync_all()?;
-        drop(file);
+        make_temp(&temp)?;
         fs::rename(&temp, target)?;
         // Best effort: some filesystems refuse fsync on a folder, and the data itself is safe.
         if let Ok(folder) = fs::File::open(parent) {
@@ -87,38 +82,39 @@ fn write_atomically(
     result
 }
 
-/// Stores the file at `source` as `target`, atomically like `write_atomically`. On the same
-/// file system (the usual case: the upload's temp file and the storage folder on one disk) the
-/// file is hard-linked rather than copied: the bytes are written once, not twice, and are only
-/// synced here. The caller may remove `source` afterwards; `target` keeps the bytes (and the
-/// temp file's owner-only permissions; the server alone reads stored files). Anywhere else
-/// (another file system, one without hard links) it is copied.
+/// Writes `target` whole or not at all (see `place_atomically`), its content from `fill`.
+fn write_atomically(
+    target: &Path,
+    fill: impl FnOnce(&mut fs::File) -> io::Result<()>,
+) -> io::Result<()> {
+    place_atomically(target, |temp| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(temp)?;
+        fill(&mut file)?;
+        file.sync_all()
+    })
+}
+
+/// Stores the file at `source` as `target`, whole or not at all (see `place_atomically`). On
+/// the same file system (the usual case: the upload's temp file and the storage folder on one
+/// disk) the file is hard-linked rather than copied: the bytes are written once, not twice, and
+/// are only synced here. The caller may remove `source` afterwards; `target` keeps the bytes
+/// (and the temp file's owner-only permissions; the server alone reads stored files). Anywhere
+/// else (another file system, one without hard links) it is copied.
 fn store_file_atomically(target: &Path, source: &Path) -> io::Result<()> {
-    let parent = target
-        .parent()
-        .ok_or_else(|| io::Error::other("a storage path has no parent folder"))?;
-    fs::create_dir_all(parent)?;
-    let temp = parent.join(format!(".{}.tmp", uuid::Uuid::new_v4()));
-    if fs::hard_link(source, &temp).is_err() {
-        return write_atomically(target, |file| {
-            let mut input = fs::File::open(source)?;
-            io::copy(&mut input, file)?;
-            Ok(())
-        });
-    }
-    let result = (|| {
-        fs::File::open(&temp)?.sync_all()?;
-        fs::rename(&temp, target)?;
-        // Best effort, as in `write_atomically`.
-        if let Ok(folder) = fs::File::open(parent) {
-            let _ = folder.sync_all();
+    place_atomically(target, |temp| {
+        if fs::hard_link(source, temp).is_ok() {
+            return fs::File::open(temp)?.sync_all();
         }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(temp)?;
+        io::copy(&mut fs::File::open(source)?, &mut file)?;
+        file.sync_all()
+    })
 }
 
 #[async_trait::async_trait]
