@@ -104,17 +104,7 @@ pub async fn send(
         && let Some((chat, message)) =
             send_in_one_statement(db, viewer, side, chat_id, &new).await?
     {
-        bus.publish(
-            Notice::new(NoticeKind::MessageAdded, chat_id)
-                .with_message(message.id)
-                .from_side(side),
-        )
-        .await;
-        return Ok(Sent {
-            message,
-            chat,
-            created: true,
-        });
+        return Ok(announce(bus, side, chat, message, None).await);
     }
     let txn = super::begin_write(db).await?;
     let (chat, reopened) = advance_chat(&txn, viewer, side, chat_id).await?;
@@ -217,22 +207,33 @@ pub async fn send(
         .await?;
     txn.commit().await?;
     hooks.committed();
+    Ok(announce(bus, side, chat, message, reopened).await)
+}
 
+/// After a new message is committed: tells the subscribers (and of the reopening, when the
+/// message reopened its chat), and makes the answer.
+async fn announce(
+    bus: &EventBus,
+    side: Side,
+    chat: chat::Model,
+    message: chat_message::Model,
+    reopened: Option<Uuid>,
+) -> Sent {
     bus.publish(
-        Notice::new(NoticeKind::MessageAdded, chat_id)
+        Notice::new(NoticeKind::MessageAdded, chat.id)
             .with_message(message.id)
             .from_side(side),
     )
     .await;
     if let Some(event_id) = reopened {
-        bus.publish(Notice::new(NoticeKind::StatusChanged, chat_id).with_event(event_id))
+        bus.publish(Notice::new(NoticeKind::StatusChanged, chat.id).with_event(event_id))
             .await;
     }
-    Ok(Sent {
+    Sent {
         message,
         chat,
         created: true,
-    })
+    }
 }
 
 /// The common send on Postgres (a text message to an open chat, nothing else to write with
